@@ -1,0 +1,220 @@
+"""Stage 2 — clean: make kernel C palatable to the C grammar without moving a byte.
+
+In: the raw bytes of one source file.
+Out: bytes of exactly the same length, with every newline where it was, so that byte offsets and
+line numbers of everything downstream still point into the original file. Three rewrites, all driven
+by ``ksrcgraph/data``:
+
+* annotations (``__user``, ``__rcu``, ``__init``, ``__printf(1, 2)``, ``__attribute__((...))`` ...)
+  are replaced by spaces;
+* function-defining macros (``SYSCALL_DEFINE3(socket, int, family, ...)``) become the C function head
+  they expand to (``long sys_socket(int family, ...)``), padded with spaces;
+* statement-like macros (``list_for_each_entry(pos, head, member) { ... }``) become ``while``, so their
+  body stays inside the loop and no call in it is lost.
+
+Directive lines (``#define __rcu``) are left alone: the macro definitions themselves are facts.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from . import kdata
+
+
+class _Rules:
+    """Compiled scanning rules. Every scan starts from a literal (fast substring search in C);
+    only the few hits are examined in Python."""
+
+    def __init__(self) -> None:
+        words, with_args = kdata.annotations()
+        us = sorted((w[2:] for w in words if w.startswith("__")), key=len, reverse=True)
+        self.us_words = re.compile(rb"__(?:" + b"|".join(re.escape(w.encode()) for w in us) + rb")\b")
+        self.other_words = tuple(
+            re.compile(re.escape(w.encode()) + rb"\b") for w in sorted(words) if not w.startswith("__")
+        )
+        ua = sorted((w[2:] for w in with_args if w.startswith("__")), key=len, reverse=True)
+        self.us_args = re.compile(rb"__(?:" + b"|".join(re.escape(w.encode()) for w in ua) + rb")\s*\(")
+        self.other_args = tuple(
+            re.compile(re.escape(w.encode()) + rb"\s*\(") for w in sorted(with_args) if not w.startswith("__")
+        )
+        self.definers = kdata.definer_macros()
+        self.loops = kdata.loop_macros()
+        keys = {k for _, k, _ in self.definers} | {k for _, k in self.loops}
+        self.keys = tuple(sorted(k.encode() for k in keys))
+
+
+@cache
+def _rules() -> _Rules:
+    return _Rules()
+
+
+def _word_start(buf: bytes, pos: int) -> bool:
+    return pos == 0 or not (buf[pos - 1] == 0x5F or chr(buf[pos - 1]).isalnum())
+
+
+def _identifier_at(buf: bytes, pos: int) -> tuple[int, int]:
+    """Bounds of the identifier containing pos."""
+    s = pos
+    while s > 0 and (buf[s - 1] == 0x5F or 48 <= buf[s - 1] <= 57 or 65 <= buf[s - 1] <= 90 or 97 <= buf[s - 1] <= 122):
+        s -= 1
+    e = pos
+    n = len(buf)
+    while e < n and (buf[e] == 0x5F or 48 <= buf[e] <= 57 or 65 <= buf[e] <= 90 or 97 <= buf[e] <= 122):
+        e += 1
+    return s, e
+
+
+_DIRECTIVE_RE = re.compile(rb"[ \t]*#[ \t]*(?:define|undef|ifdef|ifndef|if|elif)\b[^\n]*$")
+
+
+def _in_directive_head(buf: bytes | bytearray, pos: int) -> bool:
+    """True when pos sits on a preprocessor directive line (before any continuation)."""
+    start = buf.rfind(b"\n", 0, pos) + 1
+    return _DIRECTIVE_RE.match(bytes(buf[start:pos])) is not None
+
+
+def _in_directive(buf: bytes | bytearray, pos: int) -> bool:
+    """True when pos is inside a directive, including its backslash-continued lines."""
+    start = buf.rfind(b"\n", 0, pos) + 1
+    while True:
+        if bytes(buf[start:pos]).lstrip().startswith(b"#"):
+            return True
+        if start >= 2 and buf[start - 2] == 0x5C:  # previous line ends with a backslash
+            pos = start - 1
+            start = buf.rfind(b"\n", 0, pos) + 1
+            continue
+        return False
+
+
+def match_paren(buf: bytes | bytearray, open_pos: int, limit: int = 20000) -> int:
+    """Index of the ")" matching the "(" at open_pos, or -1 (unbalanced / too long)."""
+    depth = 0
+    end = min(len(buf), open_pos + limit)
+    i = open_pos
+    find = re.compile(rb"[()]")
+    while i < end:
+        m = find.search(buf, i, end)
+        if m is None:
+            return -1
+        i = m.start()
+        if buf[i] == 0x28:
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def split_args(text: bytes) -> list[bytes]:
+    """Split a macro argument list (without the outer parentheses) on top-level commas."""
+    out, depth, cur = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in (0x28, 0x5B, 0x7B):
+            depth += 1
+        elif ch in (0x29, 0x5D, 0x7D):
+            depth -= 1
+        elif ch == 0x2C and depth == 0:
+            out.append(text[cur:i])
+            cur = i + 1
+    out.append(text[cur:])
+    return out
+
+
+def _blank(buf: bytearray, start: int, end: int) -> None:
+    """Replace buf[start:end] by spaces, keeping newlines (and line continuations) in place."""
+    seg = buf[start:end]
+    buf[start:end] = bytes(0x0A if c == 0x0A else 0x20 for c in seg)
+
+
+def _rewrite_definer(buf: bytearray, start: int, open_pos: int, prefix: str) -> bool:
+    close = match_paren(buf, open_pos)
+    if close < 0:
+        return False
+    args = [b" ".join(a.split()) for a in split_args(bytes(buf[open_pos + 1 : close]))]
+    if not args or not re.fullmatch(rb"\w+", args[0]):
+        return False
+    rest = args[1:]
+    if len(rest) % 2:
+        return False
+    params = b",".join(rest[i] + b" " + rest[i + 1] for i in range(0, len(rest), 2)) or b"void"
+    head = b"long " + prefix.encode() + args[0] + b"(" + params + b")"
+    span = close + 1 - start
+    newlines = buf.count(b"\n", start, close + 1)
+    if len(head) + newlines > span:
+        return False
+    buf[start : close + 1] = head + b" " * (span - len(head) - newlines) + b"\n" * newlines
+    return True
+
+
+_STATEMENT_BEFORE = frozenset(b";{}):/")
+
+
+def _statement_position(buf: bytes | bytearray, pos: int) -> bool:
+    """True when the identifier at pos starts a statement (not a declaration or an expression)."""
+    i = pos - 1
+    while i >= 0 and buf[i] in b" \t\r\n":
+        i -= 1
+    if i < 0:
+        return False
+    if buf[i] in _STATEMENT_BEFORE:
+        return True
+    m = re.search(rb"(\w+)$", bytes(buf[max(0, i - 8) : i + 1]))
+    return bool(m and m.group(1) in (b"else", b"do"))
+
+
+def clean(src: bytes) -> bytes:
+    """Return src with annotations blanked and macro forms rewritten; same length, same lines."""
+    rules = _rules()
+    buf = bytearray(src)
+    for rx in (rules.us_words, *rules.other_words):
+        for m in rx.finditer(src):
+            if _word_start(src, m.start()) and not _in_directive_head(src, m.start()):
+                buf[m.start() : m.end()] = b" " * (m.end() - m.start())
+    for rx in (rules.us_args, *rules.other_args):
+        for m in rx.finditer(src):
+            if not _word_start(src, m.start()) or _in_directive_head(src, m.start()):
+                continue
+            close = match_paren(buf, m.end() - 1)
+            if close > 0:
+                _blank(buf, m.start(), close + 1)
+    snapshot = bytes(buf)
+    seen: set[int] = set()
+    for key in rules.keys:
+        pos = snapshot.find(key)
+        while pos >= 0:
+            s, e = _identifier_at(snapshot, pos)
+            pos = snapshot.find(key, e)
+            if s in seen:
+                continue
+            seen.add(s)
+            j = e
+            while j < len(snapshot) and snapshot[j] in b" \t":
+                j += 1
+            if j >= len(snapshot) or snapshot[j] != 0x28 or _in_directive(snapshot, s):
+                continue
+            _rewrite_macro(buf, snapshot, snapshot[s:e].decode(), s, j, rules)
+    return bytes(buf)
+
+
+def _rewrite_macro(buf: bytearray, snapshot: bytes, name: str, start: int, open_pos: int, rules: _Rules) -> None:
+    for pat, _key, prefix in rules.definers:
+        if pat.match(name):
+            _rewrite_definer(buf, start, open_pos, prefix)
+            return
+    n = len(name)
+    if n < 5 or not any(pat.match(name) for pat, _ in rules.loops):
+        return
+    if not _statement_position(snapshot, start):
+        return
+    close = match_paren(snapshot, open_pos)
+    if close < 0:
+        return
+    j = close + 1
+    while j < len(snapshot) and snapshot[j] in b" \t\r\n":
+        j += 1
+    if j < len(snapshot) and snapshot[j] not in b";,)=?:|&+-*/.<>[]":
+        buf[start : start + n] = b"while" + b" " * (n - 5)

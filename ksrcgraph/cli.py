@@ -1,0 +1,347 @@
+"""Stage 10 — cli: the ``ksrcgraph`` command (typer).
+
+stdout carries results only; progress, warnings and errors go to stderr, so ``| jq`` always works.
+Errors are one ``Error: ...`` line and a ``Hint: ...`` line, exit status 1 (2 for usage errors);
+never a traceback (set KSRCGRAPH_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from . import __version__
+from .errors import KsrcError, UsageError
+
+app = typer.Typer(
+    name="ksrcgraph",
+    help="Call paths through Linux kernel sources, function-pointer tables included.\n\n"
+    "Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --via udp_sendmsg",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    dot = "dot"
+
+
+KernelOpt = Annotated[Optional[str], typer.Option("--kernel", "-K", help="Kernel version, e.g. 6.1 (Debian's "
+                                                  "/usr/src/linux-source-6.1.tar.xz, or an earlier extraction in the cache).")]
+SourceOpt = Annotated[Optional[str], typer.Option("--source", "-s", help="Kernel directory or tarball "
+                                                  "(.tar, .tar.xz, .tar.gz).")]
+ScopeOpt = Annotated[Optional[str], typer.Option("--scope", help="Top-level directories to index, comma-separated "
+                                                 "[default: net,include]; add fs for read/write/ioctl.")]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parser processes [default: CPUs].")]
+
+
+class _Progress:
+    """rich progress bars on stderr, only on a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=Console(stderr=True), transient=True)
+        self.tasks: dict[str, int] = {}
+        self.started = False
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.started:
+            self.p.start()
+            self.started = True
+        tid = self.tasks.get(what)
+        if tid is None:
+            tid = self.tasks[what] = self.p.add_task(what, total=total or 1)
+        self.p.update(tid, completed=done, total=total or 1)
+
+    def stop(self) -> None:
+        if self.started:
+            self.p.stop()
+
+
+def _progress(quiet: bool) -> _Progress | None:
+    if quiet or not sys.stderr.isatty() or os.environ.get("KSRCGRAPH_NO_PROGRESS"):
+        return None
+    return _Progress()
+
+
+def _open(kernel: str | None, source: str | None, scope: str | None, quiet: bool, jobs: int | None = None):  # type: ignore[no-untyped-def]
+    from . import api, sources
+
+    if kernel is None and source is None:
+        kernel, source = _default_kernel(quiet)
+    prog = _progress(quiet)
+    try:
+        return api.open_graph(kernel, source, sources.parse_scope(scope), prog, jobs)
+    finally:
+        if prog is not None:
+            prog.stop()
+
+
+def _default_kernel(quiet: bool) -> tuple[str | None, str | None]:
+    """Neither --kernel nor --source: the newest kernel available locally, else the bundled fixture."""
+    from . import sources
+
+    have = sources.available_versions()
+    if have:
+        v = have[-1][0]
+        if not quiet:
+            print(f"Note: no --kernel given; using kernel {v} ({have[-1][1]})", file=sys.stderr)
+        return v, None
+    fixture = Path(__file__).parent / "fixture_tree"
+    if fixture.is_dir():
+        print(f"Note: no kernel sources found locally; running on the bundled fixture {fixture} "
+              "(install linux-source-6.1 or pass --source)", file=sys.stderr)
+        return None, str(fixture)
+    raise UsageError("no kernel given and none found locally",
+                     "pass --kernel VERSION (with Debian's linux-source-VERSION installed) or --source PATH")
+
+
+def _write(text: str, out: Path | None = None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise KsrcError(f"cannot write {out}: {e.strerror}", "check the directory exists and is writable") from e
+
+
+# -- commands --------------------------------------------------------------------------------------
+@app.command()
+def path(
+    src: Annotated[str, typer.Argument(metavar="FROM", help="Start: a function or system call (sendto, sys_sendto).")],
+    dst: Annotated[str, typer.Argument(metavar="TO", help="End function.")],
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    via: Annotated[Optional[list[str]], typer.Option("--via", help="Function the path must pass through "
+                                                     "(repeatable, in order).")] = None,
+    avoid: Annotated[Optional[list[str]], typer.Option("--avoid", help="Function the path must not pass through "
+                                                       "(repeatable).")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many paths.")] = 5,
+    max_depth: Annotated[int, typer.Option("--max-depth", min=1, max=200, help="Longest path, in calls.")] = 40,
+    fmt: FormatOpt = Format.text,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """The k best call paths from FROM to TO, each hop with file:line, each indirect hop with the
+    table or assignment that resolves it.
+
+    Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --via udp_sendmsg
+    """
+    from . import query, report
+
+    cg = _open(kernel, source, scope, quiet, jobs)
+    s, t = cg.lookup(src), cg.lookup(dst)
+    vias = [cg.lookup(v) for v in (via or [])]
+    avoids = [cg.lookup(a) for a in (avoid or [])]
+    paths = query.find_paths(cg, s, t, k=k, via=vias, avoid=avoids, max_depth=max_depth)
+    q = {"from": src, "to": dst, "from_id": s, "to_id": t, "via": vias, "avoid": avoids, "k": k,
+         "max_depth": max_depth}
+    if fmt == Format.json:
+        _write(report.paths_json(cg, q, paths))
+    elif fmt == Format.dot:
+        _write(report.paths_dot(cg, q, paths))
+    else:
+        _write(report.paths_text(cg, q, paths))
+
+
+def _tree(fn: str, depth: int, direction: str, kernel, source, scope, fmt, quiet, jobs) -> None:  # type: ignore[no-untyped-def]
+    from . import query, report
+
+    cg = _open(kernel, source, scope, quiet, jobs)
+    root = cg.lookup(fn)
+    items = query.walk(cg, root, depth, direction)
+    q = {"function": fn, "id": root, "depth": depth}
+    if fmt == Format.json:
+        _write(report.tree_json(cg, items, direction, q))
+    elif fmt == Format.dot:
+        _write(report.tree_dot(cg, items, f"{'callers' if direction == 'in' else 'callees'} of {fn}"))
+    else:
+        _write(report.tree_text(cg, items, direction))
+
+
+@app.command()
+def callers(
+    fn: Annotated[str, typer.Argument(metavar="FUNCTION")],
+    depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=20, help="Levels of callers.")] = 1,
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    fmt: FormatOpt = Format.text,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Functions that call FUNCTION (directly or through a resolved pointer), DEPTH levels up.
+
+    Example: ksrcgraph callers dev_queue_xmit --depth 2 --kernel 6.1
+    """
+    _tree(fn, depth, "in", kernel, source, scope, fmt, quiet, jobs)
+
+
+@app.command()
+def callees(
+    fn: Annotated[str, typer.Argument(metavar="FUNCTION")],
+    depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=20, help="Levels of callees.")] = 1,
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    fmt: FormatOpt = Format.text,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Functions FUNCTION calls (directly or through a resolved pointer), DEPTH levels down.
+
+    Example: ksrcgraph callees __sys_sendto --kernel 6.1
+    """
+    _tree(fn, depth, "out", kernel, source, scope, fmt, quiet, jobs)
+
+
+@app.command()
+def graph(
+    around: Annotated[Optional[str], typer.Option("--around", help="Only the neighbourhood of this function.")] = None,
+    depth: Annotated[int, typer.Option("--depth", "-d", min=0, max=20, help="Neighbourhood radius, in calls.")] = 1,
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    fmt: FormatOpt = Format.json,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Export the call graph (or the part --around a function) as JSON, DOT or text edges.
+
+    Example: ksrcgraph graph --around ip_output --depth 2 --format dot --kernel 6.1 > ip_output.dot
+    """
+    from . import query, report
+
+    cg = _open(kernel, source, scope, quiet, jobs)
+    nodes = None
+    title = f"call graph ({cg.meta.get('label')})"
+    if around is not None:
+        root = cg.lookup(around)
+        nodes = query.around(cg, root, depth)
+        title = f"{depth} calls around {around} ({cg.meta.get('label')})"
+    if fmt == Format.json:
+        _write(report.graph_json(cg, nodes), out)
+    elif fmt == Format.dot:
+        _write(report.graph_dot(cg, nodes, title), out)
+    else:
+        _write(report.graph_text(cg, nodes), out)
+
+
+@app.command()
+def stats(
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    fmt: FormatOpt = Format.text,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Index the tree (if needed) and report what was extracted and resolved.
+
+    Example: ksrcgraph stats --kernel 6.1
+    """
+    import json
+
+    from . import report
+
+    cg = _open(kernel, source, scope, quiet, jobs)
+    st = dict(cg.lg.stats)
+    if fmt == Format.json:
+        doc = {"schema_version": report.SCHEMA_VERSION, "kernel": report.kernel_doc(cg), "stats": st,
+               "run": {k: cg.meta.get(k) for k in ("warm", "index", "index_seconds", "link_seconds", "total_seconds")
+                       if k in cg.meta}}
+        _write(json.dumps(doc, indent=2) + "\n")
+        return
+    _write(stats_text(cg, st))
+
+
+def stats_text(cg, st: dict) -> str:  # type: ignore[no-untyped-def]
+    ind = st.get("indirect_sites", 0)
+    resolved = {k[9:]: v for k, v in st.items() if k.startswith("resolved_") and k != "resolved_targets"}
+    nres = sum(resolved.values())
+    lines = [
+        f"kernel {cg.meta.get('label')} ({cg.meta.get('version') or '?'}), scope {','.join(cg.meta.get('scope', []))}",
+        f"files {st.get('files')}, {st.get('bytes', 0) / 1e6:.1f} MB; with parse errors after cleaning: "
+        f"{st.get('files_with_errors')} files, {st.get('error_nodes')} error nodes, "
+        f"{st.get('error_bytes')} bytes no construct could absorb",
+        f"functions {st.get('functions')}, external callees {st.get('externals')}",
+        f"call sites {st.get('call_sites')}: direct {st.get('direct_sites', 0)}, through macros "
+        f"{st.get('macro_sites', 0)}, to functions outside scope {st.get('external_sites', 0)}, indirect {ind}",
+        f"indirect sites resolved {nres} ({100 * nres / max(ind, 1):.1f}%): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(resolved.items(), key=lambda x: -x[1])),
+        f"mean targets per resolved site (edges): {st.get('resolved_targets', 0) / max(nres - resolved.get('param_call', 0), 1):.2f}",
+        "unresolved: " + (", ".join(f"{v} {k}" for k, v in sorted(st.get("unresolved", {}).items(), key=lambda x: -x[1]))
+                          or "none"),
+        "edges: " + ", ".join(f"{k} {v}" for k, v in st.get("edges_by_kind", {}).items()),
+    ]
+    for k in ("index_seconds", "link_seconds", "total_seconds"):
+        if cg.meta.get(k) is not None:
+            lines.append(f"{k.replace('_', ' ')}: {cg.meta[k]}")
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def version() -> None:
+    """Print the ksrcgraph version."""
+    print(__version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = bool(os.environ.get("KSRCGRAPH_DEBUG"))
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("Error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except KsrcError as e:
+        if debug:
+            raise
+        print(f"Error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"Hint: {e.hint}", file=sys.stderr)
+        sys.exit(e.status)
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        finally:
+            sys.exit(0)
+    except MemoryError:
+        print("Error: out of memory", file=sys.stderr)
+        print("Hint: narrow --scope or use a machine with more memory", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 — the last line of defence: no traceback for users
+        if debug:
+            raise
+        print(f"Error: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print("Hint: re-run with KSRCGRAPH_DEBUG=1 for a traceback and report it", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

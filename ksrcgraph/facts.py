@@ -1,0 +1,185 @@
+"""The facts extracted from one source file: plain, immutable, picklable tuples.
+
+Produced by ``extract`` (the only stage that touches tree-sitter), stored by ``store``, consumed by
+``link``. No tree-sitter object ever appears here.
+
+Types (``TypeRef``) are short strings: ``s:NAME`` a struct/union/enum tag, ``t:NAME`` a typedef
+name, ``fn`` a function pointer, ``p`` anything else (scalars). Pointer depth is not kept: for
+following calls it does not matter whether ``x`` or ``*x`` is typed ``struct sock``.
+
+Expressions (``Expr``) are nested tuples, just detailed enough to type a receiver and to follow a
+value:
+
+=============================  ======================================================
+``("v", name)``                identifier
+``("f", base, field)``         ``base->field`` or ``base.field``
+``("c", name, args)``          call of ``name``; args: tuple of Expr (first three; () if not kept)
+``("x", TypeRef, inner)``      cast ``(type)inner``
+``("t", TypeRef)``             a value whose type alone is known (container_of and friends)
+``("i", base)``                ``base[...]``
+``("d", inner)``               ``*inner``
+``("a", inner)``               ``&inner``
+``("?", a, b)``                ``cond ? a : b``
+``("n", text)``                number or character literal
+``("u",)``                     anything else
+=============================  ======================================================
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+Expr = tuple
+TypeRef = str
+
+UNKNOWN: Expr = ("u",)
+
+
+class Function(NamedTuple):
+    name: str
+    line: int
+    end_line: int
+    static: bool
+    inline: bool
+    ret: TypeRef | None
+    params: tuple[tuple[str, TypeRef], ...]
+    cond: str
+    definer: str | None  # "SYSCALL_DEFINE3" when a definer macro made this function
+
+
+class Call(NamedTuple):
+    caller: int  # index into FileFacts.functions
+    line: int
+    callee: Expr  # ("v", name) for a named callee, else the pointer expression
+    text: str  # callee as written, e.g. "READ_ONCE(sock->ops)->sendmsg" ("" for a named callee)
+    args: str  # the argument list as written (parsed on demand by link.parse_args)
+    cond: str
+    candidates: tuple[str, ...]  # INDIRECT_CALL_* candidates
+    wrapper: str | None  # the INDIRECT_CALL_* macro name
+
+
+class Local(NamedTuple):
+    fn: int
+    name: str
+    type: TypeRef
+
+
+class Global(NamedTuple):
+    name: str
+    type: TypeRef
+    static: bool
+    line: int
+    cond: str
+    array: bool
+    fn: int  # -1 at file scope; function index for a static local
+
+
+class Init(NamedTuple):
+    """One leaf of an initializer: var{path} = value."""
+
+    var: str
+    line: int
+    path: tuple[tuple[str, object], ...]  # (".", field) | ("[", index text) | ("#", position)
+    value: Expr
+    cond: str
+    fn: int  # -1 at file scope
+
+
+class Field(NamedTuple):
+    name: str
+    type: TypeRef
+
+
+class Struct(NamedTuple):
+    name: str
+    line: int
+    fields: tuple[Field, ...]
+    cond: str
+
+
+class Typedef(NamedTuple):
+    name: str
+    type: TypeRef
+    line: int
+
+
+class Assign(NamedTuple):
+    fn: int
+    line: int
+    lhs: Expr
+    rhs: Expr
+    text: str
+    cond: str
+    case: tuple[str, str] | None  # (switch expression, case value) around the assignment
+
+
+class Macro(NamedTuple):
+    name: str
+    line: int
+    params: tuple[str, ...] | None  # None for an object-like macro
+    calls: tuple[tuple[str, tuple[Expr | None, ...]], ...]  # calls in the body
+    alias: Expr | None  # object-like macro standing for a field path or a name
+    type: TypeRef | None  # type of the value, when the body is container_of(..., struct X, ...)
+    cond: str
+
+
+class Proto(NamedTuple):
+    """A function declaration without body; kept for its return type."""
+
+    name: str
+    ret: TypeRef
+
+
+class FileFacts(NamedTuple):
+    path: str
+    functions: tuple[Function, ...]
+    calls: tuple[Call, ...]
+    locals: tuple[Local, ...]
+    globals: tuple[Global, ...]
+    inits: tuple[Init, ...]
+    structs: tuple[Struct, ...]
+    typedefs: tuple[Typedef, ...]
+    assigns: tuple[Assign, ...]
+    macros: tuple[Macro, ...]
+    protos: tuple[Proto, ...]
+    error_count: int  # ERROR and MISSING nodes after cleaning
+    error_bytes: int  # bytes inside ERROR nodes that no construct could absorb
+    size: int
+
+
+_PARTS = (
+    ("functions", Function),
+    ("calls", Call),
+    ("locals", Local),
+    ("globals", Global),
+    ("inits", Init),
+    ("structs", Struct),
+    ("typedefs", Typedef),
+    ("assigns", Assign),
+    ("macros", Macro),
+    ("protos", Proto),
+)
+
+
+def to_plain(ff: FileFacts) -> tuple:
+    """FileFacts as nested builtin tuples (for marshal); the inverse is from_plain."""
+    out: list = [ff.path]
+    for (name, cls), items in zip(_PARTS, ff[1 : 1 + len(_PARTS)]):
+        if cls is Struct:
+            out.append(tuple((s.name, s.line, tuple(tuple(f) for f in s.fields), s.cond) for s in items))
+        else:
+            out.append(tuple(tuple(i) for i in items))
+    out.extend(ff[1 + len(_PARTS) :])
+    return tuple(out)
+
+
+def from_plain(t: tuple) -> FileFacts:
+    path, *parts = t
+    out = [path]
+    for (_, cls), items in zip(_PARTS, parts[: len(_PARTS)]):
+        if cls is Struct:
+            out.append(tuple(Struct(n, ln, tuple(Field(*f) for f in fs), c) for n, ln, fs, c in items))
+        else:
+            out.append(tuple(cls._make(i) for i in items))
+    out.extend(parts[len(_PARTS) :])
+    return FileFacts(*out)

@@ -1,0 +1,91 @@
+"""Kernel knowledge loaded from the TSV files in ``ksrcgraph/data/``.
+
+In: the data files (a header row, ``#`` comments, tab-separated columns, a ``reason`` column).
+Out: small read-only tables used by clean, extract, link and the reference stack.
+Nothing about a particular kernel function lives in code; it lives in these files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import cache
+from importlib import resources
+
+DATA_PACKAGE = "ksrcgraph.data"
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    text = resources.files(DATA_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    header = lines[0].split("\t")
+    rows = []
+    for ln in lines[1:]:
+        cells = ln.split("\t")
+        rows.append(dict(zip(header, cells + [""] * (len(header) - len(cells)))))
+    return rows
+
+
+@cache
+def data_digest() -> str:
+    """Hash of every data file: part of the extractor version (a data change re-extracts)."""
+    h = hashlib.sha256()
+    for entry in sorted(resources.files(DATA_PACKAGE).iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".tsv"):
+            h.update(entry.name.encode())
+            h.update(entry.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@cache
+def annotations() -> tuple[frozenset[str], frozenset[str]]:
+    """(words, with_args): annotation identifiers blanked alone / with their argument list."""
+    words, args = set(), set()
+    for r in _rows("annotations.tsv"):
+        (args if r["kind"] == "args" else words).add(r["name"])
+    return frozenset(words), frozenset(args)
+
+
+@cache
+def loop_macros() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(full-name regex, literal key) of statement-like macros."""
+    return tuple((re.compile("^(?:" + r["pattern"] + ")$"), r["key"]) for r in _rows("loop_macros.tsv"))
+
+
+@cache
+def definer_macros() -> tuple[tuple[re.Pattern[str], str, str], ...]:
+    """(full-name regex, literal key, name prefix) of function-defining macros."""
+    return tuple(
+        (re.compile("^(?:" + r["pattern"] + ")$"), r["key"], r["prefix"]) for r in _rows("definer_macros.tsv")
+    )
+
+
+@cache
+def syscall_prefixes() -> tuple[str, ...]:
+    """Alias prefixes of system call entries, longest first."""
+    return tuple(sorted((r["prefix"] for r in _rows("syscall_aliases.tsv")), key=len, reverse=True))
+
+
+@cache
+def indirect_call_macros() -> dict[str, tuple[int, int]]:
+    return {r["name"]: (int(r["pointer"]), int(r["candidates"])) for r in _rows("indirect_call_macros.tsv")}
+
+
+@cache
+def transparent_macros() -> dict[str, int]:
+    return {r["name"]: int(r["arg"]) for r in _rows("transparent_macros.tsv")}
+
+
+@cache
+def container_macros() -> dict[str, int]:
+    return {r["name"]: int(r["arg"]) for r in _rows("container_macros.tsv")}
+
+
+@cache
+def store_macros() -> dict[str, tuple[int, int, bool]]:
+    return {r["name"]: (int(r["dest"]), int(r["value"]), r["deref"] == "1") for r in _rows("store_macros.tsv")}
+
+
+@cache
+def registrations() -> dict[str, tuple[int, int, str]]:
+    return {r["function"]: (int(r["arg"]), int(r["key"]), r["registers"]) for r in _rows("registrations.tsv")}

@@ -1,0 +1,162 @@
+"""Stage 8 — query: paths, callers, callees, neighbourhoods.
+
+In: a ``graph.CallGraph`` and node ids. Out: plain results (``Path`` with its hops and the edges
+that realise each hop; caller/callee trees) for ``report``.
+
+Paths are ranked by cost — one per hop plus a penalty that grows as the best edge's confidence
+falls (``graph.PENALTY``: a ``fallback`` hop costs as much as 40 exact ones) — then by length, then by
+name, so output is stable. The k best are found with networkx's ``shortest_simple_paths`` (Yen) on
+the part of the graph that can hold them: nodes whose distance from the source plus distance to the
+target is within a margin of the best path, the margin doubling until it provably holds k paths.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .graph import PENALTY, CallGraph, Edge
+
+DEFAULT_K = 5
+DEFAULT_MAX_DEPTH = 40
+_MAX_SLACK = 64.0
+
+
+@dataclass
+class Path:
+    nodes: list[str]
+    cost: float
+    hops: list[list[Edge]] = field(default_factory=list)  # hops[i]: edges nodes[i] -> nodes[i+1], best first
+
+    @property
+    def length(self) -> int:
+        return len(self.nodes) - 1
+
+    def kinds(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for edges in self.hops:
+            out[edges[0].kind] = out.get(edges[0].kind, 0) + 1
+        return out
+
+
+def _cost(g: nx.DiGraph, nodes: list[str]) -> float:
+    return sum(g[a][b]["weight"] for a, b in zip(nodes, nodes[1:]))
+
+
+def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: frozenset[str]) -> list[tuple[float, list[str]]]:
+    g = cg.weighted
+    if s not in g or t not in g:
+        return []
+    if s == t:
+        return [(0.0, [s])]
+    view = nx.restricted_view(g, banned, []) if banned else g
+    limit = max_depth * 8.0 + 2 * PENALTY["fallback"]
+    ds = nx.single_source_dijkstra_path_length(view, s, cutoff=limit, weight="weight")
+    if t not in ds:
+        return []
+    dt = nx.single_source_dijkstra_path_length(view.reverse(copy=False), t, cutoff=limit, weight="weight")
+    best = ds[t]
+    slack = 2.0
+    while True:
+        keep = [v for v, d in ds.items() if v in dt and d + dt[v] <= best + slack]
+        sub = view.subgraph(keep)
+        found: list[tuple[float, list[str]]] = []
+        for p in nx.shortest_simple_paths(sub, s, t, weight="weight"):
+            c = _cost(g, p)
+            if c > best + slack and len(found) < k and slack < _MAX_SLACK:
+                break  # beyond what this subgraph is guaranteed to hold: widen first
+            if len(p) - 1 <= max_depth:
+                found.append((c, p))
+                if len(found) >= k:
+                    break
+        exact = len(found) >= k and found[-1][0] <= best + slack
+        if exact or slack >= _MAX_SLACK or len(keep) == len(ds):
+            found.sort(key=lambda cp: (round(cp[0], 6), len(cp[1]), cp[1]))
+            return found[:k]
+        slack *= 2
+
+
+def find_paths(cg: CallGraph, src: str, dst: str, k: int = DEFAULT_K, via: list[str] | None = None,
+               avoid: list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH) -> list[Path]:
+    """The k best distinct simple paths src -> (via...) -> dst."""
+    banned = frozenset(avoid or ())
+    stops = [src, *(via or []), dst]
+    if any(s in banned for s in stops):
+        return []
+    per = max(k * 3, 10) if len(stops) > 2 else k
+    segments = [_k_best(cg, a, b, per, max_depth, banned) for a, b in zip(stops, stops[1:])]
+    if any(not seg for seg in segments):
+        return []
+    results: list[tuple[float, list[str]]] = []
+    seen: set[tuple[str, ...]] = set()
+    # best-first over combinations of per-segment choices
+    start = (sum(seg[0][0] for seg in segments), (0,) * len(segments))
+    heap = [start]
+    visited = {start[1]}
+    while heap and len(results) < k:
+        cost, choice = heapq.heappop(heap)
+        nodes: list[str] = []
+        for seg, i in zip(segments, choice):
+            part = seg[i][1]
+            nodes.extend(part if not nodes else part[1:])
+        if len(nodes) == len(set(nodes)) and len(nodes) - 1 <= max_depth and tuple(nodes) not in seen:
+            seen.add(tuple(nodes))
+            results.append((cost, nodes))
+        for j in range(len(segments)):
+            if choice[j] + 1 < len(segments[j]):
+                nxt = choice[:j] + (choice[j] + 1,) + choice[j + 1 :]
+                if nxt not in visited:
+                    visited.add(nxt)
+                    c = sum(segments[n][i][0] for n, i in enumerate(nxt))
+                    heapq.heappush(heap, (c, nxt))
+    results.sort(key=lambda cp: (round(cp[0], 6), len(cp[1]), cp[1]))
+    return [Path(nodes, round(cost, 3), [cg.edges_between(a, b) for a, b in zip(nodes, nodes[1:])])
+            for cost, nodes in results]
+
+
+@dataclass
+class TreeItem:
+    depth: int
+    node: str
+    edges: list[Edge]  # edges linking it to its parent in the tree (best first)
+    repeated: bool  # already shown higher in the tree
+
+
+def walk(cg: CallGraph, root: str, depth: int, direction: str, limit: int = 5000) -> list[TreeItem]:
+    """Callers (direction 'in') or callees ('out') of root, depth-first, as a tree."""
+    adj = cg.inc if direction == "in" else cg.out
+    out: list[TreeItem] = [TreeItem(0, root, [], False)]
+    seen = {root}
+
+    def rec(node: str, d: int) -> None:
+        if d > depth or len(out) >= limit:
+            return
+        for other in sorted(adj.get(node, {})):
+            if len(out) >= limit:
+                return
+            edges = adj[node][other]
+            rep = other in seen
+            out.append(TreeItem(d, other, edges, rep))
+            if not rep:
+                seen.add(other)
+                rec(other, d + 1)
+
+    rec(root, 1)
+    return out
+
+
+def around(cg: CallGraph, root: str, depth: int) -> set[str]:
+    """Nodes within depth calls of root, in either direction."""
+    keep = {root}
+    for adj in (cg.out, cg.inc):
+        frontier = {root}
+        for _ in range(depth):
+            nxt = set()
+            for n in frontier:
+                nxt.update(adj.get(n, {}))
+            nxt -= keep
+            keep |= nxt
+            frontier = nxt
+    return keep

@@ -1,0 +1,278 @@
+"""Stage 9 — report: query results as text for people, JSON for machines, DOT for Graphviz.
+
+In: ``query.Path`` lists, caller/callee trees, node sets, with the ``CallGraph`` they came from.
+Out: strings, deterministic (sorted, stable ids), so golden files and version diffs mean something.
+
+JSON documents carry ``schema_version``; its fields are documented in README.md ("JSON output").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from .graph import CallGraph, Edge
+from .query import Path, TreeItem
+
+SCHEMA_VERSION = 1
+INDIRECT_KINDS = ("indirect_candidate", "ops", "assign", "param", "fallback")
+
+
+# -- shared pieces ---------------------------------------------------------------------------------
+def kernel_doc(cg: CallGraph) -> dict:
+    m = cg.meta
+    return {"label": m.get("label"), "version": m.get("version"), "scope": list(m.get("scope", [])),
+            "source": m.get("origin")}
+
+
+def step_doc(s: tuple) -> dict:
+    what, label, file, line, cond = (tuple(s) + ("",) * 5)[:5]
+    d: dict = {"via": what, "what": label}
+    if file:
+        d["at"] = f"{file}:{line}"
+    if cond:
+        d["if"] = cond
+    return d
+
+
+def edge_doc(e: Edge) -> dict:
+    d: dict = {"kind": e.kind, "site": e.site, "callee_expr": e.text or None,
+               "evidence": [step_doc(s) for s in e.evidence]}
+    if e.cond:
+        d["if"] = e.cond
+    return d
+
+
+def _tables(e: Edge, callee_file: str | None = None) -> list[str]:
+    """Short 'how it resolved' phrases: the tables or assignments that put the callee there
+    (those in the callee's own file first)."""
+    out = []
+    steps = sorted(e.evidence, key=lambda s: (s[2] != callee_file, s[2] or "", s[3] or 0)) if callee_file else e.evidence
+    for s in steps:
+        what, label, file, line = s[0], s[1], s[2], s[3]
+        at = f" ({file}:{line})" if file else ""
+        if what == "ops":
+            out.append(f"{label}{at}")
+        elif what == "assign":
+            out.append(f"{label}{at}")
+        elif what == "store":
+            out.append(f"stored by {label}{at}")
+        elif what in ("arg", "param", "macro", "syscall", "candidate", "fallback"):
+            out.append(f"{label}{at}")
+    return out
+
+
+def explain(e: Edge, callee: str, callee_file: str | None = None) -> str:
+    """One line saying how an indirect hop resolves (text output)."""
+    if e.kind == "indirect_candidate":
+        return f"{e.text} → {callee}: named as INDIRECT_CALL candidate at {e.site}"
+    phrases = _tables(e, callee_file if e.kind == "ops" else None)
+    shown = "; ".join(phrases[:4]) + (f"; +{len(phrases) - 4} more" if len(phrases) > 4 else "")
+    if e.kind == "ops":
+        return f"{e.text} → {callee} via {shown}  [call at {e.site}]"
+    if e.kind == "assign":
+        return f"{e.text} → {callee}: {shown}  [call at {e.site}]"
+    if e.kind == "param":
+        return f"{callee} {shown}  [call at {e.site}]"
+    if e.kind == "fallback":
+        return f"{e.text} → {callee}: {shown}  [call at {e.site}]"
+    if e.kind == "syscall":
+        return f"{callee} is a system call entry ({shown})  [call at {e.site}]"
+    return f"call at {e.site}"
+
+
+# -- paths -----------------------------------------------------------------------------------------
+def path_doc(cg: CallGraph, i: int, p: Path, extra: dict | None = None) -> dict:
+    hops = []
+    for j, nid in enumerate(p.nodes):
+        file, line = cg.location(nid)
+        hop: dict = {"function": cg.name(nid), "id": nid, "file": file, "line": line, "edge": None}
+        if j > 0:
+            edges = p.hops[j - 1]
+            primary = primary_edge(edges)
+            hop["edge"] = edge_doc(primary)
+            others = [edge_doc(e) for e in edges if e is not primary]
+            if others:
+                hop["edge"]["also"] = others
+        hops.append(hop)
+    d = {"rank": i, "length": p.length, "cost": p.cost, "kinds": dict(sorted(p.kinds().items())), "hops": hops}
+    if extra:
+        d.update(extra)
+    return d
+
+
+_SHOW_ORDER = {"direct": 0, "syscall": 1, "ops": 2, "assign": 3, "param": 4, "indirect_candidate": 5, "fallback": 6}
+
+
+def primary_edge(edges: list[Edge]) -> Edge:
+    """The edge to show for a hop: a plain call first; else one that says how the pointer resolved
+    (ops/assign/param), which beats a bare INDIRECT_CALL candidate; fallback last."""
+    return min(edges, key=lambda e: (_SHOW_ORDER[e.kind], e.file, e.line))
+
+
+def paths_json(cg: CallGraph, query: dict, paths: list[Path], extras: list[dict] | None = None,
+               more: dict | None = None) -> str:
+    doc: dict = {"schema_version": SCHEMA_VERSION, "kernel": kernel_doc(cg), "query": query,
+                 "paths": [path_doc(cg, i + 1, p, extras[i] if extras else None) for i, p in enumerate(paths)]}
+    if more:
+        doc.update(more)
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+def paths_text(cg: CallGraph, query: dict, paths: list[Path], notes: list[list[str]] | None = None) -> str:
+    k = cg.meta
+    head = (f"{query['from']} → {query['to']}  (kernel {k.get('label')}"
+            f"{' ' + k['version'] if k.get('version') and k.get('version') != k.get('label') else ''}, "
+            f"scope {','.join(k.get('scope', []))})")
+    lines = [head]
+    if query.get("via"):
+        lines.append(f"via {', '.join(query['via'])}")
+    if query.get("avoid"):
+        lines.append(f"avoiding {', '.join(query['avoid'])}")
+    if not paths:
+        lines.append("no path found" + (f" within {query.get('max_depth')} calls" if query.get("max_depth") else ""))
+        return "\n".join(lines) + "\n"
+    for i, p in enumerate(paths):
+        kinds = ", ".join(f"{n} {kd}" for kd, n in sorted(p.kinds().items(), key=lambda x: -x[1]))
+        lines.append("")
+        lines.append(f"[{i + 1}] {p.length} calls ({kinds})")
+        for line in (notes[i] if notes else []):
+            lines.append(f"    {line}")
+        width = max(len(cg.name(n)) + j for j, n in enumerate(p.nodes)) + 26
+        for j, nid in enumerate(p.nodes):
+            file, line = cg.location(nid)
+            where = f"{file}:{line}" if file else "(not defined in scope)"
+            label = (" " * (j - 1) + "└ " if j else "") + cg.name(nid)
+            if j > 0:
+                e = primary_edge(p.hops[j - 1])
+                label += "" if e.kind == "direct" else f" [{e.kind}]"
+            lines.append(f"  {label.ljust(width)} {where}")
+            if j > 0:
+                edges = p.hops[j - 1]
+                e = primary_edge(edges)
+                if e.kind != "direct":
+                    pad = "  " + " " * (j + 3)
+                    lines.append(pad + explain(e, cg.name(nid), file))
+                    for other in edges:
+                        if other is not e and other.kind != "direct" and other.site == e.site:
+                            lines.append(pad + "also: " + explain(other, cg.name(nid), file))
+    return "\n".join(lines) + "\n"
+
+
+def _dot_id(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _dot_label(*lines: str) -> str:
+    """A quoted DOT label of several lines (each escaped; joined by DOT's \\n)."""
+    return '"' + "\\n".join(x.replace("\\", "\\\\").replace('"', '\\"') for x in lines) + '"'
+
+
+EDGE_STYLE = {"direct": "solid", "syscall": "bold", "indirect_candidate": "dashed", "ops": "bold",
+              "assign": "bold", "param": "dotted", "fallback": "dashed"}
+EDGE_COLOR = {"direct": "black", "syscall": "black", "indirect_candidate": "gray40", "ops": "blue",
+              "assign": "darkgreen", "param": "purple", "fallback": "red"}
+
+
+def dot_graph(cg: CallGraph, nodes: Iterable[str], edges: Iterable[Edge], title: str,
+              highlight: dict[str, str] | None = None) -> str:
+    lines = [f"digraph {_dot_id(title)} {{", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];',
+             f"  label={_dot_id(title)}; labelloc=t;"]
+    for nid in sorted(set(nodes)):
+        file, line = cg.location(nid)
+        label = _dot_label(cg.name(nid), f"{file}:{line}" if file else "(external)")
+        extra = f", {highlight[nid]}" if highlight and nid in highlight else ""
+        lines.append(f"  {_dot_id(nid)} [label={label}{extra}];")
+    for e in sorted(set(edges), key=lambda e: (e.src, e.dst, e.kind, e.file, e.line)):
+        lab = [e.kind] if e.kind != "direct" else []
+        if e.kind in ("ops", "assign") and e.evidence:
+            lab.append(str(e.evidence[0][1])[:40])
+        lines.append(f"  {_dot_id(e.src)} -> {_dot_id(e.dst)} [style={EDGE_STYLE[e.kind]}, color={EDGE_COLOR[e.kind]}"
+                     + (f", label={_dot_label(*lab)}" if lab else "") + "];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def paths_dot(cg: CallGraph, query: dict, paths: list[Path]) -> str:
+    nodes: set[str] = set()
+    edges: list[Edge] = []
+    for p in paths:
+        nodes.update(p.nodes)
+        edges.extend(primary_edge(h) for h in p.hops)
+    hl = {}
+    if paths:
+        hl[paths[0].nodes[0]] = "style=filled, fillcolor=lightyellow"
+        hl[paths[0].nodes[-1]] = "style=filled, fillcolor=lightyellow"
+    return dot_graph(cg, nodes, edges, f"{query['from']} -> {query['to']} ({cg.meta.get('label')})", hl)
+
+
+# -- trees (callers / callees) -------------------------------------------------------------------
+def tree_text(cg: CallGraph, items: list[TreeItem], direction: str) -> str:
+    arrow = "called by" if direction == "in" else "calls"
+    lines = []
+    for it in items:
+        file, line = cg.location(it.node)
+        where = f"{file}:{line}" if file else "(not defined in scope)"
+        if it.depth == 0:
+            lines.append(f"{cg.name(it.node)}  {where}   ({arrow}:)")
+            continue
+        e = it.edges[0]
+        tag = "" if e.kind == "direct" else f" [{e.kind}]"
+        rep = "  (see above)" if it.repeated else ""
+        lines.append(f"{'  ' * it.depth}{cg.name(it.node)}{tag}  {where}  · site {e.site}{rep}")
+    return "\n".join(lines) + "\n"
+
+
+def tree_json(cg: CallGraph, items: list[TreeItem], direction: str, query: dict) -> str:
+    out = []
+    for it in items:
+        file, line = cg.location(it.node)
+        out.append({"depth": it.depth, "function": cg.name(it.node), "id": it.node, "file": file, "line": line,
+                    "repeated": it.repeated, "edges": [edge_doc(e) for e in it.edges]})
+    doc = {"schema_version": SCHEMA_VERSION, "kernel": kernel_doc(cg), "query": query,
+           "direction": "callers" if direction == "in" else "callees", "items": out}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def tree_dot(cg: CallGraph, items: list[TreeItem], title: str) -> str:
+    nodes = [it.node for it in items]
+    edges = [e for it in items for e in it.edges[:1]]
+    return dot_graph(cg, nodes, edges, title, {items[0].node: "style=filled, fillcolor=lightyellow"} if items else None)
+
+
+# -- whole graph ---------------------------------------------------------------------------------
+def graph_json(cg: CallGraph, nodes: set[str] | None) -> str:
+    keep = nodes if nodes is not None else set(cg.nodes)
+    ns = []
+    for nid in sorted(keep):
+        n = cg.nodes[nid]
+        ns.append({"id": nid, "name": n[1], "file": n[2], "line": n[3], "external": n[4] == "x"})
+    es = []
+    for t in cg.lg.edges:
+        if t[0] in keep and t[1] in keep:
+            e = Edge(t)
+            d = {"from": e.src, "to": e.dst, "kind": e.kind, "site": e.site}
+            if e.text:
+                d["callee_expr"] = e.text
+            if e.evidence:
+                d["evidence"] = [step_doc(s) for s in e.evidence]
+            if e.cond:
+                d["if"] = e.cond
+            es.append(d)
+    doc = {"schema_version": SCHEMA_VERSION, "kernel": kernel_doc(cg), "nodes": ns, "edges": es}
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def graph_dot(cg: CallGraph, nodes: set[str] | None, title: str) -> str:
+    keep = nodes if nodes is not None else set(cg.nodes)
+    edges = [Edge(t) for t in cg.lg.edges if t[0] in keep and t[1] in keep]
+    return dot_graph(cg, keep, edges, title)
+
+
+def graph_text(cg: CallGraph, nodes: set[str] | None) -> str:
+    keep = nodes if nodes is not None else set(cg.nodes)
+    lines = []
+    for t in cg.lg.edges:
+        if t[0] in keep and t[1] in keep:
+            lines.append(f"{t[0]} -> {t[1]}  [{t[2]}] {t[3]}:{t[4]}")
+    return "\n".join(lines) + ("\n" if lines else "")

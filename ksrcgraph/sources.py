@@ -1,0 +1,298 @@
+"""Stage 1 — sources: find a kernel tree and list the files in scope.
+
+In: ``--kernel V`` and/or ``--source PATH`` (a kernel directory or a .tar/.tar.xz/.tar.gz/.tar.bz2),
+and the scope (top-level directories, default ``net,include``).
+Out: a ``SourceTree`` (a directory holding the scope directories) and, from ``list_files``, the
+sorted (relative path, absolute path, size, mtime) of its ``.c`` and ``.h`` files.
+
+``--kernel V`` looks, in order, at the user cache (``trees/V``, extracted earlier) and at Debian's
+``/usr/src/linux-source-V.tar.xz``. Tarballs are extracted once, scope directory by scope directory,
+through ``tarfile.data_filter``: absolute names, ``..``, links leading out and device nodes make the
+whole archive refused; links are never materialised; a size limit stops archive bombs. Extraction
+goes to a temporary directory renamed into place, so an interrupted run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .errors import ArchiveError, SourceError, UsageError
+
+DEFAULT_SCOPE = ("net", "include")
+SYSTEM_SRC_DIRS = (Path("/usr/src"),)
+TARBALL_SUFFIXES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2")
+SOURCE_SUFFIXES = (".c", ".h")
+MAX_MEMBER_BYTES = 64 << 20
+_SCOPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*(-rc[0-9]+)?$")
+# top-level names of a kernel tree: a tarball whose first component is one of these has no prefix
+_KERNEL_TOP = frozenset(
+    "arch block certs crypto drivers fs include init io_uring ipc kernel lib mm net rust samples scripts "
+    "security sound tools usr virt Documentation LICENSES Makefile Kconfig COPYING CREDITS MAINTAINERS README".split()
+)
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+def max_extract_bytes() -> int:
+    return int(os.environ.get("KSRCGRAPH_MAX_EXTRACT_BYTES", str(4 << 30)))
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    root: Path  # directory that holds the scope directories
+    label: str  # what the user named: "6.1", or the path
+    scope: tuple[str, ...]
+    origin: str  # "cache", "tarball <path>", "directory"
+    immutable: bool  # extracted by us: files never change, stat checks can be skipped
+
+    @property
+    def version(self) -> str | None:
+        return read_version(self.root)
+
+
+def parse_scope(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return DEFAULT_SCOPE
+    parts = [p.strip().strip("/") for p in text.split(",") if p.strip()]
+    for p in parts:
+        if not _SCOPE_RE.match(p) or p in (".", ".."):
+            raise UsageError(f"invalid scope directory {p!r}", "give top-level kernel directories, e.g. --scope net,include,fs")
+    return tuple(dict.fromkeys(parts))
+
+
+def read_version(root: Path) -> str | None:
+    """VERSION.PATCHLEVEL.SUBLEVEL from the tree's top Makefile, when there is one."""
+    try:
+        head = (root / "Makefile").read_text(errors="replace")[:2000]
+    except OSError:
+        return None
+    vals = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)", head, re.M))
+    if "VERSION" in vals and "PATCHLEVEL" in vals:
+        return ".".join(vals[k] for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL") if k in vals)
+    return None
+
+
+def is_tarball(p: Path) -> bool:
+    return p.name.endswith(TARBALL_SUFFIXES)
+
+
+def system_tarball(version: str) -> Path | None:
+    for d in SYSTEM_SRC_DIRS:
+        for suffix in (".tar.xz", ".tar.gz", ".tar.bz2", ".tar"):
+            p = d / f"linux-source-{version}{suffix}"
+            if p.is_file():
+                return p
+    return None
+
+
+def available_versions() -> list[tuple[str, str]]:
+    """(version, where) for every kernel found locally: cache first, then /usr/src."""
+    out: dict[str, str] = {}
+    tdir = paths.trees_dir()
+    if tdir.is_dir():
+        for d in sorted(tdir.iterdir()):
+            if d.is_dir() and _VERSION_RE.match(d.name) and any(d.glob(".done-*")):
+                out.setdefault(d.name, f"cache {d}")
+    for sd in SYSTEM_SRC_DIRS:
+        if sd.is_dir():
+            for p in sorted(sd.glob("linux-source-*.tar*")):
+                m = re.match(r"linux-source-(.+?)\.tar", p.name)
+                if m and _VERSION_RE.match(m.group(1)):
+                    out.setdefault(m.group(1), str(p))
+    return sorted(out.items(), key=lambda kv: _version_key(kv[0]))
+
+
+def _version_key(v: str) -> tuple:
+    return tuple(int(x) if x.isdigit() else -1 for x in re.split(r"[.-]", v.replace("rc", "")))
+
+
+def open_tree(kernel: str | None, source: str | None, scope: tuple[str, ...],
+              progress: Progress | None = None) -> SourceTree:
+    """Resolve --kernel/--source to a directory holding every scope directory."""
+    if kernel is not None and not _VERSION_RE.match(kernel):
+        raise UsageError(f"invalid kernel version {kernel!r}", "use a version like 6.1 or 6.12")
+    if source is not None:
+        p = Path(source).expanduser()
+        if not p.exists():
+            raise SourceError(f"source {source} does not exist", "pass a kernel directory or a linux-*.tar.xz tarball")
+        if p.is_dir():
+            return _directory_tree(p, scope, label=kernel or str(p))
+        if p.is_file() and is_tarball(p):
+            key = kernel if kernel else "tar-" + _file_key(p)
+            root = _extract_scopes(p, paths.trees_dir() / key, scope, progress)
+            return SourceTree(root, kernel or str(p), scope, f"tarball {p}", True)
+        raise SourceError(f"source {source} is neither a directory nor a tarball",
+                          "pass a kernel directory or a .tar/.tar.xz/.tar.gz file")
+    if kernel is None:
+        raise UsageError("no kernel given", "pass --kernel VERSION (e.g. 6.1) or --source PATH")
+    cached = paths.trees_dir() / kernel
+    if cached.is_dir() and all((cached / f".done-{s}").exists() for s in scope):
+        return SourceTree(cached, kernel, scope, "cache", True)
+    tb = system_tarball(kernel)
+    if tb is None:
+        have = ", ".join(v for v, _ in available_versions()) or "none"
+        raise SourceError(
+            f"no sources for kernel {kernel} (looked in {paths.trees_dir()} and /usr/src)",
+            f"install Debian's linux-source-{kernel} (apt-get install linux-source-{kernel}) or pass --source PATH; "
+            f"available: {have}",
+        )
+    root = _extract_scopes(tb, cached, scope, progress)
+    return SourceTree(root, kernel, scope, f"tarball {tb}", True)
+
+
+def _file_key(p: Path) -> str:
+    import hashlib
+
+    st = p.stat()
+    return hashlib.sha1(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def _directory_tree(p: Path, scope: tuple[str, ...], label: str) -> SourceTree:
+    if not os.access(p, os.R_OK | os.X_OK):
+        raise SourceError(f"cannot read directory {p}", "check its permissions")
+    missing = [s for s in scope if not (p / s).is_dir()]
+    if len(missing) == len(scope):
+        raise SourceError(f"{p} has none of the scope directories {', '.join(scope)}",
+                          "point --source at the top of a kernel tree (the directory holding net/ and include/)")
+    if missing:
+        raise SourceError(f"{p} lacks scope director{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}",
+                          "drop them from --scope or use a complete kernel tree")
+    return SourceTree(p.resolve(), label, scope, "directory", False)
+
+
+@contextmanager
+def _locked(dirpath: Path) -> Iterator[None]:
+    dirpath.mkdir(parents=True, exist_ok=True)
+    with open(dirpath / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _extract_scopes(tarball: Path, dest: Path, scope: tuple[str, ...], progress: Progress | None) -> Path:
+    """Extract the scope directories (and the top Makefile) of tarball into dest, once."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SourceError(f"cannot create cache directory {dest.parent}: {e.strerror}",
+                          "set KSRCGRAPH_CACHE_DIR to a writable directory") from e
+    with _locked(dest):
+        for stale in dest.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run (we hold the lock)
+        todo = [s for s in scope if not (dest / f".done-{s}").exists()]
+        if not todo:
+            return dest
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest))
+        try:
+            found = _extract_members(tarball, tmp, set(todo), progress)
+            absent = [s for s in todo if s not in found]
+            if absent:
+                raise SourceError(f"{tarball.name} has no {', '.join(d + '/' for d in absent)} directory",
+                                  "check --scope (top-level kernel directories such as net, include, fs)")
+            if (tmp / "Makefile").is_file() and not (dest / "Makefile").exists():
+                os.replace(tmp / "Makefile", dest / "Makefile")
+            for s in todo:
+                if (dest / s).exists():
+                    shutil.rmtree(dest / s)  # an earlier partial copy without its marker
+                os.replace(tmp / s, dest / s)
+                (dest / f".done-{s}").write_text(str(tarball) + "\n")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progress | None) -> set[str]:
+    found: set[str] = set()
+    total = 0
+    limit = max_extract_bytes()
+    prefix: str | None = None
+    size = tarball.stat().st_size
+    try:
+        with open(tarball, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+            for n, member in enumerate(tar):
+                name = member.name
+                parts = name.lstrip("./").split("/") if not name.startswith("/") else [name]
+                if prefix is None:
+                    prefix = parts[0] if (len(parts) > 1 or member.isdir()) and parts[0] not in _KERNEL_TOP else ""
+                try:
+                    safe = tarfile.data_filter(member, str(tmp))
+                except tarfile.FilterError as e:
+                    raise ArchiveError(f"refusing {tarball.name}: member {name!r}: {e}",
+                                       "the archive is damaged or hostile; use an official kernel tarball") from e
+                if safe is None:
+                    continue
+                rel = parts[1:] if prefix and parts[0] == prefix else parts
+                if not rel or not rel[0]:
+                    continue
+                top = rel[0]
+                if n % 2000 == 0 and progress is not None:
+                    progress(f"extracting {tarball.name}", raw.tell(), size)
+                keep_makefile = len(rel) == 1 and top == "Makefile"
+                if top not in want and not keep_makefile:
+                    continue
+                if not member.isfile():
+                    continue  # directories are implied; links are never materialised
+                if not keep_makefile and not rel[-1].endswith(SOURCE_SUFFIXES):
+                    continue
+                if member.size > MAX_MEMBER_BYTES:
+                    raise ArchiveError(f"refusing {tarball.name}: member {name!r} is {member.size} bytes",
+                                       f"members over {MAX_MEMBER_BYTES} bytes are not kernel sources")
+                total += member.size
+                if total > limit:
+                    raise ArchiveError(f"refusing {tarball.name}: more than {limit} bytes to extract",
+                                       "raise KSRCGRAPH_MAX_EXTRACT_BYTES if this is really a kernel tree")
+                target = tmp.joinpath(*rel)
+                if tmp not in target.parents:
+                    raise ArchiveError(f"refusing {tarball.name}: member {name!r} escapes the destination",
+                                       "the archive is hostile; use an official kernel tarball")
+                src = tar.extractfile(member)
+                if src is None:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "xb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                if not keep_makefile:
+                    found.add(top)
+    except ArchiveError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        raise ArchiveError(f"cannot read {tarball.name}: {e}", "the tarball is damaged or truncated; download it again") from e
+    if progress is not None:
+        progress(f"extracting {tarball.name}", size, size)
+    return found
+
+
+def list_files(tree: SourceTree) -> list[tuple[str, str, int, int]]:
+    """(relative path, absolute path, size, mtime_ns) of every .c/.h file in scope, sorted."""
+    out: list[tuple[str, str, int, int]] = []
+    root = str(tree.root)
+    for s in tree.scope:
+        base = os.path.join(root, s)
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for fn in filenames:
+                if not fn.endswith(SOURCE_SUFFIXES):
+                    continue
+                ap = os.path.join(dirpath, fn)
+                try:
+                    st = os.lstat(ap)
+                except OSError:
+                    continue
+                if not os.path.isfile(ap) or os.path.islink(ap):
+                    continue
+                out.append((os.path.relpath(ap, root), ap, st.st_size, st.st_mtime_ns))
+    out.sort()
+    return out

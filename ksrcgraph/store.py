@@ -1,0 +1,278 @@
+"""Stage 5 — store: the SQLite cache of facts, manifests and linked graphs.
+
+In: facts of one file content (``FileFacts``), keyed by (content hash, extractor key); a tree's
+manifest (path, size, mtime, content hash); a linked graph keyed by (manifest digest, linker key).
+Out: the same, read back — or nothing, when a row is missing or fails its checksum.
+
+Facts are stored once per distinct file content, like Elixir does for every kernel tag: indexing a
+second version parses only the files whose content is new. Every row carries a checksum; a row
+that fails it is dropped with a warning and rebuilt; a database SQLite cannot read is moved aside
+(``facts.sqlite.damaged-<time>``) and rebuilt. A cache is an optimisation, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sqlite3
+import sys
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from . import paths
+from .errors import CacheError
+from .facts import FileFacts, from_plain, to_plain
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs(
+    hash TEXT NOT NULL, xkey TEXT NOT NULL, data BLOB NOT NULL, checksum TEXT NOT NULL,
+    PRIMARY KEY(hash, xkey)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS manifests(
+    id TEXT PRIMARY KEY, label TEXT NOT NULL, root TEXT NOT NULL, scope TEXT NOT NULL,
+    version TEXT, created REAL NOT NULL, digest TEXT NOT NULL, data BLOB NOT NULL, checksum TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS graphs(
+    key TEXT PRIMARY KEY, created REAL NOT NULL, data BLOB NOT NULL, checksum TEXT NOT NULL);
+"""
+
+_MARSHAL_VERSION = 4
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def pack(obj: object) -> bytes:
+    return zlib.compress(marshal.dumps(obj, _MARSHAL_VERSION), 1)
+
+
+def unpack(data: bytes) -> object:
+    return marshal.loads(zlib.decompress(data))
+
+
+def pack_facts(ff: FileFacts) -> bytes:
+    return pack(to_plain(ff))
+
+
+def unpack_facts(data: bytes) -> FileFacts:
+    return from_plain(unpack(data))  # type: ignore[arg-type]
+
+
+def warn(msg: str) -> None:
+    print(f"Warning: {msg}", file=sys.stderr)
+
+
+class Store:
+    """One connection to the cache database. Safe to use from concurrent processes (WAL, busy
+    timeout); every write is a short transaction, so a killed run leaves only complete rows."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or paths.db_path()
+        self._warned = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CacheError(f"cannot create cache directory {self.path.parent}: {e.strerror}",
+                             "set KSRCGRAPH_CACHE_DIR to a writable directory") from e
+        self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as e:
+            self._move_aside(e)
+            try:
+                return self._connect()
+            except sqlite3.DatabaseError as e2:
+                raise CacheError(f"cannot use cache database {self.path}: {e2}",
+                                 "set KSRCGRAPH_CACHE_DIR to another directory") from e2
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=60000")
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode is None:
+                raise sqlite3.DatabaseError("cannot set journal mode")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            db.execute("SELECT count(*) FROM manifests").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, err: Exception) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        warn(f"cache database {self.path} is damaged ({err}); moved to {aside.name} and rebuilding")
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                try:
+                    os.replace(p, Path(str(aside) + suffix))
+                except OSError:
+                    p.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _damaged(self, what: str) -> None:
+        if not self._warned:
+            warn(f"cache entry {what} failed its checksum; it is ignored and rebuilt")
+            self._warned = True
+
+    def _guard(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run a read; a database error in the middle of a run moves the cache aside once."""
+        try:
+            return fn(*args)
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            self._move_aside(e)
+            self.db = self._open()
+            return fn(*args)
+
+    # -- blobs -----------------------------------------------------------------------------
+    def known_blobs(self, hashes: Sequence[str], xkey: str) -> set[str]:
+        def q() -> set[str]:
+            out: set[str] = set()
+            for i in range(0, len(hashes), 500):
+                chunk = hashes[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self.db.execute(f"SELECT hash FROM blobs WHERE xkey=? AND hash IN ({marks})", (xkey, *chunk))
+                out.update(r[0] for r in rows)
+            return out
+
+        return self._guard(q)
+
+    def load_blobs(self, hashes: Sequence[str], xkey: str) -> dict[str, FileFacts]:
+        def q() -> dict[str, FileFacts]:
+            out: dict[str, FileFacts] = {}
+            bad: list[str] = []
+            uniq = sorted(set(hashes))
+            for i in range(0, len(uniq), 500):
+                chunk = uniq[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for h, data, cs in self.db.execute(
+                    f"SELECT hash, data, checksum FROM blobs WHERE xkey=? AND hash IN ({marks})", (xkey, *chunk)
+                ):
+                    try:
+                        if checksum(data) != cs:
+                            raise ValueError("checksum")
+                        out[h] = unpack_facts(data)
+                    except (ValueError, EOFError, TypeError, zlib.error):
+                        bad.append(h)
+            if bad:
+                self._damaged(f"facts of {len(bad)} file(s)")
+                self.delete_blobs(bad, xkey)
+            return out
+
+        return self._guard(q)
+
+    def put_blobs(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
+        data = [(h, x, d, checksum(d)) for h, x, d in rows]
+        if not data:
+            return
+        with self._tx():
+            self.db.executemany("INSERT OR IGNORE INTO blobs(hash, xkey, data, checksum) VALUES (?,?,?,?)", data)
+
+    def delete_blobs(self, hashes: Sequence[str], xkey: str) -> None:
+        with self._tx():
+            self.db.executemany("DELETE FROM blobs WHERE hash=? AND xkey=?", [(h, xkey) for h in hashes])
+
+    # -- manifests -------------------------------------------------------------------------
+    def get_manifest(self, mid: str) -> tuple[dict, list] | None:
+        def q():  # type: ignore[no-untyped-def]
+            row = self.db.execute(
+                "SELECT label, root, scope, version, created, digest, data, checksum FROM manifests WHERE id=?", (mid,)
+            ).fetchone()
+            if row is None:
+                return None
+            label, root, scope, version, created, digest, data, cs = row
+            try:
+                if checksum(data) != cs:
+                    raise ValueError("checksum")
+                files = unpack(data)
+            except (ValueError, EOFError, TypeError, zlib.error):
+                self._damaged(f"manifest {mid}")
+                return None
+            meta = {"id": mid, "label": label, "root": root, "scope": scope, "version": version,
+                    "created": created, "digest": digest}
+            return meta, files
+
+        return self._guard(q)
+
+    def put_manifest(self, mid: str, label: str, root: str, scope: str, version: str | None, digest: str,
+                     files: list) -> None:
+        data = pack(files)
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO manifests(id, label, root, scope, version, created, digest, data, checksum)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (mid, label, root, scope, version, time.time(), digest, data, checksum(data)),
+            )
+
+    def manifests(self) -> list[dict]:
+        rows = self._guard(lambda: self.db.execute(
+            "SELECT id, label, root, scope, version, created, digest, length(data) FROM manifests ORDER BY id").fetchall())
+        return [dict(zip(("id", "label", "root", "scope", "version", "created", "digest", "bytes"), r)) for r in rows]
+
+    # -- linked graphs ---------------------------------------------------------------------
+    def get_graph(self, key: str) -> object | None:
+        def q():  # type: ignore[no-untyped-def]
+            row = self.db.execute("SELECT data, checksum FROM graphs WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return None
+            data, cs = row
+            try:
+                if checksum(data) != cs:
+                    raise ValueError("checksum")
+                return unpack(data)
+            except (ValueError, EOFError, TypeError, zlib.error):
+                self._damaged(f"graph {key}")
+                return None
+
+        return self._guard(q)
+
+    def put_graph(self, key: str, obj: object) -> None:
+        data = pack(obj)
+        with self._tx():
+            self.db.execute("INSERT OR REPLACE INTO graphs(key, created, data, checksum) VALUES (?,?,?,?)",
+                            (key, time.time(), data, checksum(data)))
+
+    # -- maintenance -----------------------------------------------------------------------
+    def info(self) -> dict:
+        def q() -> dict:
+            nb, bb = self.db.execute("SELECT count(*), coalesce(sum(length(data)),0) FROM blobs").fetchone()
+            ng, gb = self.db.execute("SELECT count(*), coalesce(sum(length(data)),0) FROM graphs").fetchone()
+            return {"path": str(self.path), "blobs": nb, "blob_bytes": bb, "graphs": ng, "graph_bytes": gb,
+                    "manifests": self.manifests(),
+                    "file_bytes": self.path.stat().st_size if self.path.exists() else 0}
+
+        return self._guard(q)
+
+    def _tx(self):  # type: ignore[no-untyped-def]
+        return _Tx(self.db)
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, et, ev, tb) -> None:  # type: ignore[no-untyped-def]
+        self.db.execute("COMMIT" if et is None else "ROLLBACK")

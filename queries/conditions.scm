@@ -1,0 +1,3 @@
+; Preprocessor conditionals: every fact records the #if/#ifdef condition it sits under.
+; Must match:  #ifdef CONFIG_NETFILTER ... #else ... #endif      #if IS_ENABLED(CONFIG_IPV6) ...
+[(preproc_if) (preproc_ifdef) (preproc_elif) (preproc_elifdef) (preproc_else)] @cond

@@ -1,0 +1,3 @@
+; Parse errors left after cleaning: counted per file, never fatal.
+(ERROR) @error
+(MISSING) @missing
