@@ -39,6 +39,9 @@ class _Rules:
         self.other_args = tuple(
             re.compile(re.escape(w.encode()) + rb"\s*\(") for w in sorted(with_args) if not w.startswith("__")
         )
+        self.containers = kdata.container_macros()
+        self.container_re = re.compile(
+            rb"\b(" + b"|".join(re.escape(n.encode()) for n in sorted(self.containers, key=len, reverse=True)) + rb")\s*\(")
         self.definers = kdata.definer_macros()
         self.loops = kdata.loop_macros()
         keys = {k for _, k, _ in self.definers} | {k for _, k in self.loops}
@@ -142,12 +145,33 @@ def _rewrite_definer(buf: bytearray, start: int, open_pos: int, prefix: str) -> 
         return False
     params = b",".join(rest[i] + b" " + rest[i + 1] for i in range(0, len(rest), 2)) or b"void"
     head = b"long " + prefix.encode() + args[0] + b"(" + params + b")"
-    span = close + 1 - start
-    newlines = buf.count(b"\n", start, close + 1)
-    if len(head) + newlines > span:
+    span = bytes(buf[start : close + 1])
+    packed = _pack_lines(head.split(b" "), span.split(b"\n"))
+    if packed is None:
         return False
-    buf[start : close + 1] = head + b" " * (span - len(head) - newlines) + b"\n" * newlines
+    buf[start : close + 1] = packed
     return True
+
+
+def _pack_lines(tokens: list[bytes], lines: list[bytes]) -> bytes | None:
+    """Lay tokens out (space-separated) over lines of the given lengths, newlines kept in place;
+    None when they do not fit."""
+    out: list[bytes] = []
+    i = 0
+    for seg in lines:
+        cap = len(seg)
+        cur = b""
+        while i < len(tokens):
+            tok = tokens[i]
+            need = len(tok) + (1 if cur else 0)
+            if len(cur) + need > cap:
+                break
+            cur = cur + b" " + tok if cur else tok
+            i += 1
+        out.append(cur + b" " * (cap - len(cur)))
+    if i < len(tokens):
+        return None
+    return b"\n".join(out)
 
 
 _STATEMENT_BEFORE = frozenset(b";{}):/")
@@ -181,6 +205,7 @@ def clean(src: bytes) -> bytes:
             close = match_paren(buf, m.end() - 1)
             if close > 0:
                 _blank(buf, m.start(), close + 1)
+    _blank_type_keywords(buf, rules)
     snapshot = bytes(buf)
     seen: set[int] = set()
     for key in rules.keys:
@@ -198,6 +223,31 @@ def clean(src: bytes) -> bytes:
                 continue
             _rewrite_macro(buf, snapshot, snapshot[s:e].decode(), s, j, rules)
     return bytes(buf)
+
+
+_TYPE_KEYWORD = re.compile(rb"^\s*(?:const\s+)?(struct|union|enum)\s+[A-Za-z_]\w*\s*$")
+
+
+def _blank_type_keywords(buf: bytearray, rules: _Rules) -> None:
+    """container_of(p, struct tcp_sock, sk): a type is not an expression; blank its ``struct``
+    keyword so the argument parses as the identifier tcp_sock (extract still reads it as a type)."""
+    src = bytes(buf)
+    if not any(n.encode() in src for n in rules.containers):
+        return
+    for m in rules.container_re.finditer(src):
+        k = rules.containers[m.group(1).decode()]
+        close = match_paren(src, m.end() - 1, limit=4000)
+        if close < 0:
+            continue
+        pos = m.end()
+        for i, arg in enumerate(split_args(src[pos:close])):
+            if i == k:
+                tm = _TYPE_KEYWORD.match(arg)
+                if tm:
+                    s = pos + tm.start(1)
+                    buf[s : s + len(tm.group(1))] = b" " * len(tm.group(1))
+                break
+            pos += len(arg) + 1
 
 
 def _rewrite_macro(buf: bytearray, snapshot: bytes, name: str, start: int, open_pos: int, rules: _Rules) -> None:

@@ -11,7 +11,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -36,15 +36,15 @@ class Format(str, Enum):
     dot = "dot"
 
 
-KernelOpt = Annotated[Optional[str], typer.Option("--kernel", "-K", help="Kernel version, e.g. 6.1 (Debian's "
+KernelOpt = Annotated[str | None, typer.Option("--kernel", "-K", help="Kernel version, e.g. 6.1 (Debian's "
                                                   "/usr/src/linux-source-6.1.tar.xz, or an earlier extraction in the cache).")]
-SourceOpt = Annotated[Optional[str], typer.Option("--source", "-s", help="Kernel directory or tarball "
+SourceOpt = Annotated[str | None, typer.Option("--source", "-s", help="Kernel directory or tarball "
                                                   "(.tar, .tar.xz, .tar.gz).")]
-ScopeOpt = Annotated[Optional[str], typer.Option("--scope", help="Top-level directories to index, comma-separated "
+ScopeOpt = Annotated[str | None, typer.Option("--scope", help="Top-level directories to index, comma-separated "
                                                  "[default: net,include]; add fs for read/write/ioctl.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parser processes [default: CPUs].")]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parser processes [default: CPUs].")]
 
 
 class _Progress:
@@ -131,9 +131,9 @@ def path(
     kernel: KernelOpt = None,
     source: SourceOpt = None,
     scope: ScopeOpt = None,
-    via: Annotated[Optional[list[str]], typer.Option("--via", help="Function the path must pass through "
+    via: Annotated[list[str] | None, typer.Option("--via", help="Function the path must pass through "
                                                      "(repeatable, in order).")] = None,
-    avoid: Annotated[Optional[list[str]], typer.Option("--avoid", help="Function the path must not pass through "
+    avoid: Annotated[list[str] | None, typer.Option("--avoid", help="Function the path must not pass through "
                                                        "(repeatable).")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many paths.")] = 5,
     max_depth: Annotated[int, typer.Option("--max-depth", min=1, max=200, help="Longest path, in calls.")] = 40,
@@ -216,13 +216,13 @@ def callees(
 
 @app.command()
 def graph(
-    around: Annotated[Optional[str], typer.Option("--around", help="Only the neighbourhood of this function.")] = None,
+    around: Annotated[str | None, typer.Option("--around", help="Only the neighbourhood of this function.")] = None,
     depth: Annotated[int, typer.Option("--depth", "-d", min=0, max=20, help="Neighbourhood radius, in calls.")] = 1,
     kernel: KernelOpt = None,
     source: SourceOpt = None,
     scope: ScopeOpt = None,
     fmt: FormatOpt = Format.json,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
 ) -> None:

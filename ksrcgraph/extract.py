@@ -83,7 +83,7 @@ def _parser() -> Parser:
 
 def extractor_key() -> str:
     """Cache key component: facts for the same bytes are reusable while this does not change."""
-    return f"x{EXTRACTOR_VERSION}-{kdata.data_digest()}"
+    return f"x{EXTRACTOR_VERSION}-{kdata.data_digest()}-{kdata.code_digest('clean', 'extract', 'facts')}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,8 +183,9 @@ _C_SCALARS = frozenset(
 class _Ctx:
     """Per-file extraction state."""
 
-    def __init__(self, src: bytes) -> None:
+    def __init__(self, src: bytes, raw: bytes | None = None) -> None:
         self.src = src
+        self.raw = raw if raw is not None else src  # before cleaning: same offsets
         self.transparent = kdata.transparent_macros()
         self.container = kdata.container_macros()
 
@@ -212,7 +213,7 @@ class _Ctx:
                 return UNKNOWN
             name = self.text(fn)
             if name in self.container:
-                parts = split_args(self.src[args.start_byte + 1 : args.end_byte - 1])
+                parts = split_args(self.raw[args.start_byte + 1 : args.end_byte - 1])
                 k = self.container[name]
                 if k < len(parts):
                     tr = type_from_text(parts[k].decode("utf-8", "replace"))
@@ -243,6 +244,14 @@ class _Ctx:
             return self.expr(node.child_by_field_name("left"), depth + 1)
         if t in ("number_literal", "char_literal"):
             return ("n", self.text(node))
+        if t == "compound_literal_expression":
+            td = node.child_by_field_name("type")
+            ty = _type_of_spec(td.child_by_field_name("type"), self.src) if td is not None else "p"
+            value = node.child_by_field_name("value")
+            leaves: list = []
+            if value is not None and value.type == "initializer_list" and depth < 4:
+                _init_leaves(self, value, (), leaves)
+            return ("{", ty, tuple((p, v) for p, v, _ in leaves))
         return UNKNOWN
 
     def arg(self, node: Node) -> Expr | None:
@@ -410,7 +419,7 @@ def extract(path: str, raw: bytes) -> FileFacts:
     src = clean(raw)
     tree = _parser().parse(src)
     root = tree.root_node
-    ctx = _Ctx(src)
+    ctx = _Ctx(src, raw)
     query, kinds = queries()
     buckets: dict[str, list[tuple[int, dict[str, list[Node]]]]] = {k: [] for k in QUERY_FILES}
     first_pattern = {k: kinds.index(k) for k in QUERY_FILES}
@@ -545,7 +554,10 @@ def extract(path: str, raw: bytes) -> FileFacts:
         cond = conds.at(dnode.start_byte)
         globals_.append(Global(d.name, ty, static, line, cond, d.array, fi))
         if d.init is not None and d.init.type == "initializer_list":
-            _walk_init(ctx, d.name, d.init, (), inits, conds, fi)
+            leaves: list = []
+            _init_leaves(ctx, d.init, (), leaves)
+            for lpath, lval, lnode in leaves:
+                inits.append(Init(d.name, lnode.start_point[0] + 1, lpath, lval, conds.at(lnode.start_byte), fi))
         elif d.init is not None:
             v = ctx.expr(d.init)
             if v[0] in ("v", "a", "n", "c", "x", "?"):
@@ -610,10 +622,15 @@ def extract(path: str, raw: bytes) -> FileFacts:
             continue
         lhs = ctx.expr(lnode)
         rhs = ctx.expr(rnode)
-        if lhs == UNKNOWN or rhs[0] not in ("v", "a", "f", "?", "x", "c", "t", "i"):
+        if lhs == UNKNOWN or rhs[0] not in ("v", "a", "f", "?", "x", "c", "t", "i", "{"):
             continue
-        assigns.append(Assign(fi, anode.start_point[0] + 1, lhs, rhs, " ".join(ctx.text(anode).split())[:160],
-                              conds.at(anode.start_byte), case_at(anode.start_byte)))
+        if rhs[0] == "{":
+            td = rnode.child_by_field_name("type")
+            text = f"{' '.join(ctx.text(lnode).split())} = ({ctx.text(td) if td is not None else '?'}){{...}}"
+        else:
+            text = " ".join(ctx.text(anode).split())[:160]
+        assigns.append(Assign(fi, anode.start_point[0] + 1, lhs, rhs, text, conds.at(anode.start_byte),
+                              case_at(anode.start_byte)))
 
     # -- structs and typedefs ----------------------------------------------------------------
     structs: list[Struct] = []
@@ -651,7 +668,8 @@ def extract(path: str, raw: bytes) -> FileFacts:
     for _, m in buckets["macros"]:
         mnode = m["macro"][0]
         name = ctx.text(m["macro.name"][0])
-        body = ctx.text(m["macro.body"][0]) if "macro.body" in m else ""
+        bnode = m["macro.body"][0] if "macro.body" in m else None
+        body = raw[bnode.start_byte : bnode.end_byte].decode("utf-8", "replace") if bnode is not None else ""
         params: tuple[str, ...] | None = None
         if "macro.params" in m:
             params = tuple(
@@ -693,9 +711,9 @@ def extract(path: str, raw: bytes) -> FileFacts:
     )
 
 
-def _walk_init(ctx: _Ctx, var: str, node: Node, path: tuple, out: list[Init], conds: _Conditions, fi: int,
-               depth: int = 0) -> None:
-    """Flatten an initializer list into (path, value) leaves."""
+def _init_leaves(ctx: _Ctx, node: Node, path: tuple, out: list, depth: int = 0) -> None:
+    """Flatten an initializer list into (path, value, value node) leaves; path steps are
+    (".", field) | ("[", index text) | ("#", position)."""
     if depth > 8:
         return
     pos = 0
@@ -707,8 +725,7 @@ def _walk_init(ctx: _Ctx, var: str, node: Node, path: tuple, out: list[Init], co
             steps: list[tuple[str, object]] = []
             value = ch.child_by_field_name("value")
             for i, sub in enumerate(ch.children):
-                fname = ch.field_name_for_child(i)
-                if fname != "designator":
+                if ch.field_name_for_child(i) != "designator":
                     continue
                 if sub.type == "field_designator":
                     f = sub.named_child(0)
@@ -725,26 +742,26 @@ def _walk_init(ctx: _Ctx, var: str, node: Node, path: tuple, out: list[Init], co
             if value is None:
                 continue
             if value.type == "initializer_list":
-                _walk_init(ctx, var, value, full, out, conds, fi, depth + 1)
+                _init_leaves(ctx, value, full, out, depth + 1)
             else:
-                _init_leaf(ctx, var, value, full, out, conds, fi)
+                _init_leaf(ctx, value, full, out)
             pos += 1
         elif t == "initializer_list":
-            _walk_init(ctx, var, ch, path + (("#", pos),), out, conds, fi, depth + 1)
+            _init_leaves(ctx, ch, path + (("#", pos),), out, depth + 1)
             pos += 1
         else:
-            _init_leaf(ctx, var, ch, path + (("#", pos),), out, conds, fi)
+            _init_leaf(ctx, ch, path + (("#", pos),), out)
             pos += 1
 
 
-def _init_leaf(ctx: _Ctx, var: str, value: Node, path: tuple, out: list[Init], conds: _Conditions, fi: int) -> None:
+def _init_leaf(ctx: _Ctx, value: Node, path: tuple, out: list) -> None:
     v = ctx.expr(value)
     if v[0] == "u":
         return
     if v[0] == "c":
         # keep a call's text for values like cpu_to_be16(ETH_P_IP)
         v = ("c", v[1], tuple(a for a in v[2] if a[0] in ("v", "n")))
-    out.append(Init(var, value.start_point[0] + 1, path, v, conds.at(value.start_byte), fi))
+    out.append((path, v, value))
 
 
 def _collect_fields(ctx: _Ctx, body: Node, out: list[Field], depth: int, owner: str = "",

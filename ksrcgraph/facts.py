@@ -21,6 +21,7 @@ value:
 ``("a", inner)``               ``&inner``
 ``("?", a, b)``                ``cond ? a : b``
 ``("n", text)``                number or character literal
+``("{", TypeRef, leaves)``     compound literal ``(struct T){ .f = v }``; leaves: ((path, Expr), ...)
 ``("u",)``                     anything else
 =============================  ======================================================
 """
@@ -164,7 +165,7 @@ _PARTS = (
 def to_plain(ff: FileFacts) -> tuple:
     """FileFacts as nested builtin tuples (for marshal); the inverse is from_plain."""
     out: list = [ff.path]
-    for (name, cls), items in zip(_PARTS, ff[1 : 1 + len(_PARTS)]):
+    for (_name, cls), items in zip(_PARTS, ff[1 : 1 + len(_PARTS)]):
         if cls is Struct:
             out.append(tuple((s.name, s.line, tuple(tuple(f) for f in s.fields), s.cond) for s in items))
         else:

@@ -41,6 +41,11 @@ class Edge:
         return f"{self.file}:{self.line}"
 
     @property
+    def through_param(self) -> bool:
+        """Callee-side edge of a call through a parameter (not used by path search)."""
+        return bool(self.evidence) and self.evidence[0][0] == "through_param"
+
+    @property
     def confidence(self) -> float:
         return CONFIDENCE[self.kind]
 
@@ -109,9 +114,11 @@ class CallGraph:
         """One edge per pair, weight = cost of the cheapest edge between them."""
         g = nx.DiGraph()
         g.add_nodes_from(sorted(self.nodes))
-        g.add_weighted_edges_from(
-            (a, b, min(self.cost(e) for e in lst)) for a in sorted(self.out) for b, lst in sorted(self.out[a].items())
-        )
+        for a in sorted(self.out):
+            for b, lst in sorted(self.out[a].items()):
+                usable = [e for e in lst if not e.through_param]
+                if usable:
+                    g.add_edge(a, b, weight=min(self.cost(e) for e in usable))
         return g
 
     def multigraph(self, nodes: set[str] | None = None) -> nx.MultiDiGraph:
@@ -156,7 +163,10 @@ class CallGraph:
             raise SymbolError(f"{name!r} is ambiguous: {listing}", f"name one of them exactly, e.g. {defined[0]!r}")
         if cands:
             return cands[0]  # only known as an external: called, not defined in scope
-        close = difflib.get_close_matches(name.split("::")[-1], list(self._by_name), n=5, cutoff=0.75)
+        base = name.split("::")[-1]
+        close = difflib.get_close_matches(base, list(self._by_name), n=5, cutoff=0.75)
+        if len(close) < 5 and len(base) >= 4:
+            close += sorted((n for n in self._by_name if base in n and n not in close), key=len)[: 5 - len(close)]
         hint = (f"did you mean {', '.join(close)}?" if close
                 else "check the spelling, or widen --scope (e.g. --scope net,include,fs)")
         raise SymbolError(f"no function {name!r} in {self.meta.get('label', 'this kernel')} "

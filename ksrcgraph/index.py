@@ -77,11 +77,11 @@ def build_index(tree: SourceTree, store: Store, jobs: int | None = None, progres
     mid = manifest_id(tree)
     xkey = _extract.extractor_key()
     prev = store.get_manifest(mid)
-    prev_rows = {r[0]: r for r in prev[1]} if prev else {}
+    prev_rows = {r[0]: tuple(r) for r in prev[1]} if prev else {}
     stats: dict = {"files": 0, "bytes": 0, "parsed": 0, "parsed_bytes": 0, "reused": 0, "unreadable": []}
 
     if prev and tree.immutable and prev[0]["digest"]:
-        rows = prev[1]
+        rows = [tuple(r) for r in prev[1]]
     else:
         rows = []
         for rel, ap, size, mtime in list_files(tree):

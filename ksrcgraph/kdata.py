@@ -38,6 +38,22 @@ def data_digest() -> str:
 
 
 @cache
+def code_digest(*modules: str) -> str:
+    """Hash of the source of the named ksrcgraph modules (and the query files): part of cache keys,
+    so that facts and graphs made by other code are never reused."""
+    h = hashlib.sha256()
+    pkg = resources.files("ksrcgraph")
+    for m in modules:
+        h.update(pkg.joinpath(m + ".py").read_bytes())
+    if "extract" in modules:
+        q = resources.files("ksrcgraph.queries")
+        for entry in sorted(q.iterdir(), key=lambda p: p.name):
+            if entry.name.endswith(".scm"):
+                h.update(entry.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@cache
 def annotations() -> tuple[frozenset[str], frozenset[str]]:
     """(words, with_args): annotation identifiers blanked alone / with their argument list."""
     words, args = set(), set()

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import NamedTuple
 
+from . import kdata
 from .facts import Expr
 from .link import Program, dead, parse_args, syscall_base
 
@@ -37,7 +38,7 @@ CONFIDENCE = {"direct": 1.0, "syscall": 1.0, "indirect_candidate": 0.95, "ops": 
 FALLBACK_LIMIT = 24  # more candidates than this for a field name alone: left unresolved
 MAX_VALUES = 4000  # per slot
 MAX_EVIDENCE = 12  # per (slot, function)
-LINKER_VERSION = 1
+LINKER_VERSION = 2
 
 Step = tuple  # (what, label, file, line, cond): what in "ops", "assign", "arg", "store"
 
@@ -267,6 +268,9 @@ class Resolver:
                 fid = ids[a.fn]
                 if fid is None or dead(a.cond):
                     continue
+                if a.rhs[0] == "{":
+                    self._compound_flow(fi, a, fid)
+                    continue
                 dst = self.slot_of(a.lhs, fi, a.fn, fid)
                 if dst is None or dst[0] == "F?":
                     continue
@@ -319,40 +323,55 @@ class Resolver:
                 return
             gtype, arr = g
             gid = p.global_id(fi, ini.var) or ini.var
-        fid_ctx = p.fn_ids[fi][ini.fn] if ini.fn >= 0 else ""
-        cur = p.struct_of(gtype) if gtype else None
-        slot: tuple = ("G", gid)
         path = ini.path
-        i = 0
         if arr and path and path[0][0] in ("#", "["):
-            i = 1  # element of the array variable
-        while i < len(path):
-            kind, key = path[i]
-            if kind == ".":
-                if cur is None or cur == "fn":
-                    slot = ("F?", key)
-                    cur = None
-                else:
-                    f = p.field(cur, key)  # type: ignore[arg-type]
-                    slot = ("F", f[0], f[1]) if f else ("F", cur, key)
-                    cur = f[2] if f else None
-            elif kind == "#":
-                if cur is not None and cur != "fn":
-                    order = p.struct_order.get(cur, [])
-                    if isinstance(key, int) and key < len(order):
-                        f = p.field(cur, order[key])
-                        slot = ("F", f[0], f[1]) if f else ("F", cur, order[key])
-                        cur = f[2] if f else None
-                    else:
-                        return
-            # "[" on a field: an array member; the slot stays the field
-            i += 1
-        if slot[0] == "F?":
+            path = path[1:]  # element of the array variable
+        slot = self._walk_path(p.struct_of(gtype) if gtype else None, path, ("G", gid))
+        if slot is None:
             return
         step = ("ops", ini.var, ff.path, ini.line, ini.cond)
+        fid_ctx = p.fn_ids[fi][ini.fn] if ini.fn >= 0 else ""
         for kind, obj in self.sources(ini.value, fi, ini.fn, fid_ctx or ""):
             if kind == "fn":
                 self.slots.seed(slot, obj, step)  # type: ignore[arg-type]
+
+    def _walk_path(self, cur: str | None, path: tuple, start: tuple) -> tuple | None:
+        """The slot an initializer path designates inside a value of struct type cur."""
+        p = self.p
+        slot = start
+        for kind, key in path:
+            if kind == ".":
+                if cur is None or cur == "fn":
+                    return None  # a field of an unknown type
+                f = p.field(cur, key)  # type: ignore[arg-type]
+                slot = ("F", f[0], f[1]) if f else ("F", cur, key)
+                cur = f[2] if f else None
+            elif kind == "#":
+                if cur is None or cur == "fn":
+                    continue
+                order = p.struct_order.get(cur, [])
+                if not isinstance(key, int) or key >= len(order):
+                    return None
+                f = p.field(cur, order[key])
+                slot = ("F", f[0], f[1]) if f else ("F", cur, order[key])
+                cur = f[2] if f else None
+            # "[" on a field: an element of an array member; the slot stays the field
+        return slot
+
+    def _compound_flow(self, fi: int, a, fid: str) -> None:  # type: ignore[no-untyped-def]
+        """x = (struct T){ .f = fn, ... }: every fn is stored in T.f."""
+        _, ty, leaves = a.rhs
+        start = self.p.struct_of(ty)
+        if start is None or start == "fn":
+            return
+        step = ("assign", a.text, self.p.facts[fi].path, a.line, a.cond)
+        for path, value in leaves:
+            slot = self._walk_path(start, path, ("G", "?"))
+            if slot is None or slot[0] != "F":
+                continue
+            for kind, obj in self.sources(value, fi, a.fn, fid):
+                if kind == "fn":
+                    self.slots.seed(slot, obj, step)  # type: ignore[arg-type]
 
     # -- step 3: sites -----------------------------------------------------------------------------
     def add_edge(self, src: str, dst: str, kind: str, path: str, line: int, text: str, evidence: list, cond: str) -> None:
@@ -452,7 +471,7 @@ class Resolver:
         if lk is not None:
             st["indirect_sites"] += 1
             if lk[0] == "P":
-                st["resolved_param_call"] += 1  # resolved at each caller, by a param edge
+                self._through_param(fid, ("P", fid, lk[1]), path, c.line, name, c.cond)
                 return
             n = self._values_edges(fid, ("L", fid, name), path, c.line, name, c.cond)
             self._count_resolved(n, "assign", "local variable without a known function", path, c.line, name)
@@ -511,7 +530,7 @@ class Resolver:
             self._site_unresolved("callee expression not understood", path, c.line, text)
             return
         if slot[0] == "P":
-            st["resolved_param_call"] += 1
+            self._through_param(fid, slot, path, c.line, text, c.cond)
             return
         if slot[0] == "F?":
             n = self._fallback(fid, slot[1], path, c.line, text, c.cond)
@@ -534,6 +553,19 @@ class Resolver:
         else:
             what = f"{slot[1]}.{slot[2]}" if slot[0] == "F" else slot[-1]
             self._site_unresolved("typed, but no function stored there in scope", path, c.line, f"{text} ({what})")
+
+    def _through_param(self, fid: str, slot: tuple, path: str, line: int, text: str, cond: str) -> None:
+        """A call through one of the function's own parameters: edges to every function its callers
+        pass there, marked ``through_param`` so that path search takes the caller's ``param`` edge
+        instead (a path ip_rcv → NF_HOOK → ip_local_deliver_finish would mix two callers)."""
+        self.stats["resolved_param_call"] += 1
+        vals = self.slots.values.get(slot)
+        if not vals:
+            return
+        pname = self.param_name(slot[1], slot[2])
+        for target, ev in vals.items():
+            note = ("through_param", f"called through parameter {pname}; the value comes from a caller", None, 0, "")
+            self.add_edge(fid, target, "param", path, line, text, [note, *ev[:2]], cond)
 
     def _param_edges(self, fi: int, fid: str, target: str, c, path: str) -> None:  # type: ignore[no-untyped-def]
         args = None
@@ -571,11 +603,17 @@ class Resolver:
         for (src, dst, kind, path, line), (text, ev, cond) in sorted(self.edges.items()):
             edges.append((src, dst, kind, path, line, text, tuple(tuple(s) for s in ev), cond))
         aliases: dict[str, list[str]] = defaultdict(list)
+        prefixes = kdata.syscall_prefixes()
         for fid, info in p.funcs.items():
-            base = syscall_base(info.name)
-            if base is not None and info.name.startswith("sys_"):
-                for pre in ("", "__x64_sys_", "__ia32_sys_", "__se_sys_", "__do_sys_", "__arm64_sys_"):
-                    aliases[pre + base if pre else base].append(fid)
+            name = info.name
+            for flavour in ("sys_", "compat_sys_"):
+                if name.startswith(flavour) and len(name) > len(flavour):
+                    base = name[len(flavour) :]
+                    for pre in prefixes:
+                        if ("compat" in pre) == (flavour == "compat_sys_") and pre != flavour:
+                            aliases[pre + base].append(fid)
+                    if flavour == "sys_" or ("sys_" + base) not in p.funcs:
+                        aliases[base].append(fid)
         st = dict(self.stats)
         st["functions"] = len(p.funcs)
         st["externals"] = len(nodes) - len(p.funcs)

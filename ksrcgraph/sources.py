@@ -214,6 +214,28 @@ def _extract_scopes(tarball: Path, dest: Path, scope: tuple[str, ...], progress:
     return dest
 
 
+def _decompressed(raw):  # type: ignore[no-untyped-def]
+    """The tarball's bytes as a stream; gzip/xz/bz2 readers raise EOFError on truncation."""
+    import bz2
+    import gzip
+    import lzma
+
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if magic.startswith(b"\xfd7zXZ"):
+        return lzma.LZMAFile(raw, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(raw, "rb")
+    return raw
+
+
+def _refuse(tarball: Path, name: str, why: str) -> ArchiveError:
+    return ArchiveError(f"refusing {tarball.name}: member {name!r} {why}",
+                        "the archive is damaged or hostile; use an official kernel tarball")
+
+
 def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progress | None) -> set[str]:
     found: set[str] = set()
     total = 0
@@ -221,17 +243,23 @@ def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progres
     prefix: str | None = None
     size = tarball.stat().st_size
     try:
-        with open(tarball, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        with open(tarball, "rb") as raw, _decompressed(raw) as stream, \
+                tarfile.open(fileobj=stream, mode="r|") as tar:
             for n, member in enumerate(tar):
                 name = member.name
+                if name.startswith("/") or ".." in name.split("/"):
+                    raise _refuse(tarball, name, "has an absolute or parent-relative name")
+                if (member.issym() or member.islnk()) and (
+                        member.linkname.startswith("/") or ".." in member.linkname.split("/")
+                        and not _link_inside(name, member.linkname, member.islnk())):
+                    raise _refuse(tarball, name, f"links outside the tree ({member.linkname})")
                 parts = name.lstrip("./").split("/") if not name.startswith("/") else [name]
                 if prefix is None:
                     prefix = parts[0] if (len(parts) > 1 or member.isdir()) and parts[0] not in _KERNEL_TOP else ""
                 try:
                     safe = tarfile.data_filter(member, str(tmp))
                 except tarfile.FilterError as e:
-                    raise ArchiveError(f"refusing {tarball.name}: member {name!r}: {e}",
-                                       "the archive is damaged or hostile; use an official kernel tarball") from e
+                    raise _refuse(tarball, name, f"is unsafe: {e}") from e
                 if safe is None:
                     continue
                 rel = parts[1:] if prefix and parts[0] == prefix else parts
@@ -256,8 +284,7 @@ def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progres
                                        "raise KSRCGRAPH_MAX_EXTRACT_BYTES if this is really a kernel tree")
                 target = tmp.joinpath(*rel)
                 if tmp not in target.parents:
-                    raise ArchiveError(f"refusing {tarball.name}: member {name!r} escapes the destination",
-                                       "the archive is hostile; use an official kernel tarball")
+                    raise _refuse(tarball, name, "escapes the destination")
                 src = tar.extractfile(member)
                 if src is None:
                     continue
@@ -266,6 +293,8 @@ def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progres
                     shutil.copyfileobj(src, out, 1 << 20)
                 if not keep_makefile:
                     found.add(top)
+            while stream.read(1 << 20):
+                pass  # read to the end: a truncated compressed stream fails here
     except ArchiveError:
         raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
@@ -273,6 +302,20 @@ def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progres
     if progress is not None:
         progress(f"extracting {tarball.name}", size, size)
     return found
+
+
+def _link_inside(name: str, linkname: str, hard: bool) -> bool:
+    """Whether a link's target stays inside the archive's tree."""
+    base = [] if hard else name.split("/")[:-1]
+    depth = len(base)
+    for part in linkname.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 1:  # above the archive's top directory
+                return False
+        elif part and part != ".":
+            depth += 1
+    return True
 
 
 def list_files(tree: SourceTree) -> list[tuple[str, str, int, int]]:

@@ -1,0 +1,5 @@
+"""``python -m ksrcgraph`` is the ``ksrcgraph`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""Shared fixtures.
+
+* ``facts_of(src, path)`` — extract facts from inline C (pycparser-style tests).
+* ``program_of({path: src})`` / ``graph_of({path: src})`` — link and resolve a few inline files.
+* ``minikernel`` — the call graph of fixtures/minikernel (net, include, fs).
+* ``kernel_graph(version, scope)`` — a real Debian kernel tree (linux-source-6.1 / 6.12). Missing
+  trees skip the test on a developer machine and fail it when KSRCGRAPH_REQUIRE_KERNELS=1 (CI).
+
+Every test session uses its own cache directory, unless KSRCGRAPH_TEST_CACHE names one (kernel
+indexes are then reused between sessions).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    chosen = os.environ.get("KSRCGRAPH_TEST_CACHE")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("ksrcgraph-cache")
+    os.environ["KSRCGRAPH_CACHE_DIR"] = str(path)
+    os.environ["KSRCGRAPH_NO_PROGRESS"] = "1"
+
+
+@pytest.fixture
+def facts_of():
+    from ksrcgraph.extract import extract
+
+    def run(src: str, path: str = "t.c"):
+        return extract(path, src.encode())
+
+    return run
+
+
+def _program(files: dict[str, str]):
+    from ksrcgraph.extract import extract
+    from ksrcgraph.link import Program
+
+    return Program([extract(p, s.encode()) for p, s in sorted(files.items())])
+
+
+@pytest.fixture
+def program_of():
+    return _program
+
+
+@pytest.fixture
+def graph_of():
+    from ksrcgraph import resolve
+    from ksrcgraph.graph import CallGraph
+
+    def run(files: dict[str, str]):
+        return CallGraph(resolve.build(_program(files)), {"label": "inline", "scope": ["net", "include"]})
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def minikernel():
+    from ksrcgraph import api
+
+    return api.open_graph(None, str(FIXTURES / "minikernel"), ("net", "include", "fs"))
+
+
+def kernel_available(version: str) -> bool:
+    from ksrcgraph import sources
+
+    return sources.system_tarball(version) is not None or any(v == version for v, _ in sources.available_versions())
+
+
+_KERNEL_GRAPHS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def kernel_graph():
+    from ksrcgraph import api
+
+    def get(version: str, scope: tuple[str, ...] = ("net", "include")):
+        if not kernel_available(version):
+            if os.environ.get("KSRCGRAPH_REQUIRE_KERNELS"):
+                pytest.fail(f"kernel {version} sources are required (apt-get install linux-source-{version})")
+            pytest.skip(f"linux-source-{version} not installed")
+        key = (version, scope)
+        if key not in _KERNEL_GRAPHS:
+            _KERNEL_GRAPHS[key] = api.open_graph(version, None, scope)
+        return _KERNEL_GRAPHS[key]
+
+    return get
+
+
+def edges_between(cg, a: str, b: str):
+    return cg.edges_between(cg.lookup(a), cg.lookup(b))
+
+
+def kinds_between(cg, a: str, b: str) -> set[str]:
+    return {e.kind for e in edges_between(cg, a, b)}

@@ -1,0 +1,67 @@
+"""clean: same length, same lines; annotations blanked; macro forms rewritten."""
+
+from ksrcgraph.clean import clean
+
+
+def same_shape(a: bytes, b: bytes) -> bool:
+    return len(a) == len(b) and [i for i, c in enumerate(a) if c == 10] == [i for i, c in enumerate(b) if c == 10]
+
+
+def test_annotations_blanked_length_and_lines_kept():
+    src = b"static int __net_init foo(struct sock __rcu *sk,\n\t\tvoid __user *p) __must_hold(&lock)\n{\n}\n"
+    out = clean(src)
+    assert same_shape(src, out)
+    assert b"__rcu" not in out and b"__user" not in out and b"__net_init" not in out
+    assert b"__must_hold" not in out and b"&lock" not in out
+    assert b"struct sock" in out and b"foo(" in out
+
+
+def test_annotation_with_arguments_over_lines():
+    src = b"void __printf(2,\n  3) warn(int a, const char *fmt, ...);\n"
+    out = clean(src)
+    assert same_shape(src, out)
+    assert out.split() == [b"void", b"warn(int", b"a,", b"const", b"char", b"*fmt,", b"...);"]
+
+
+def test_directive_lines_left_alone():
+    src = b"#define __rcu\n#ifdef __user\nint x __rcu;\n#endif\n"
+    out = clean(src)
+    assert out.startswith(b"#define __rcu\n#ifdef __user\n")
+    assert b"int x      ;" in out
+
+
+def test_identifier_containing_annotation_is_kept():
+    src = b"int __init_or_whatever(void); int my__user;\n"
+    assert clean(src) == src
+
+
+def test_syscall_define_becomes_function_head():
+    src = (b"SYSCALL_DEFINE6(sendto, int, fd, void __user *, buff, size_t, len,\n"
+           b"\t\tunsigned int, flags, struct sockaddr __user *, addr,\n\t\tint, addr_len)\n{\n}\n")
+    out = clean(src)
+    assert same_shape(src, out)
+    head = out.split(b"{")[0]
+    assert b" ".join(head.split()) == (b"long sys_sendto(int fd,void * buff,size_t len,unsigned int flags,"
+                                       b"struct sockaddr * addr,int addr_len)")
+
+
+def test_syscall_define0_and_compat():
+    out = clean(b"SYSCALL_DEFINE0(getpid)\n{\n}\nCOMPAT_SYSCALL_DEFINE2(socketcall, int, call, u32 __user *, args)\n{}\n")
+    assert b"long sys_getpid(void)" in out
+    assert b"long compat_sys_socketcall(int call,u32 * args)" in out
+
+
+def test_loop_macros_become_while():
+    src = (b"void f(void)\n{\n\tlist_for_each_entry(pos, head, list) {\n\t\tg(pos);\n\t}\n"
+           b"\tif (x)\n\t\thlist_for_each_entry_rcu(a, b, c)\n\t\t\th(a);\n}\n")
+    out = clean(src)
+    assert same_shape(src, out)
+    assert out.count(b"while") == 2
+    assert b"list_for_each_entry" not in out
+
+
+def test_loop_macro_names_not_rewritten_in_definitions_and_declarations():
+    src = (b"#define list_for_each_entry(pos, head, member) \\\n\tfor (;;)\n"
+           b"static int inet_for_each_thing(int a) { return a; }\n"
+           b"int n = count_for_each(x);\n")
+    assert clean(src) == src

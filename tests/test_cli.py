@@ -1,0 +1,134 @@
+"""The command as users run it: output formats, exit statuses, one-line errors with hints."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import FIXTURES
+
+MINI = str(FIXTURES / "minikernel")
+
+
+def run(*args, check_rc=None):
+    r = subprocess.run([sys.executable, "-m", "ksrcgraph", *args], capture_output=True, text=True,
+                       env={**os.environ, "KSRCGRAPH_NO_PROGRESS": "1"}, timeout=600)
+    assert "Traceback" not in r.stderr, r.stderr
+    if check_rc is not None:
+        assert r.returncode == check_rc, (r.returncode, r.stdout, r.stderr)
+    return r
+
+
+def test_path_text_shows_chain_and_resolution():
+    r = run("path", "sendto", "dev_queue_xmit", "--source", MINI, "--scope", "net,include,fs", "--via",
+            "udp_sendmsg", check_rc=0)
+    out = r.stdout
+    assert out.startswith("sendto → dev_queue_xmit")
+    assert "READ_ONCE(sock->ops)->sendmsg → inet_sendmsg via inet_stream_ops (net/ipv4/af_inet.c:69); inet_dgram_ops (net/ipv4/af_inet.c:77)" in out
+    assert "skb_dst(skb)->output → ip_output: rt->dst.output = ip_output (net/ipv4/route.c:15)" in out
+    assert "ip_finish_output passed as okfn to NF_HOOK_COND, which calls it (include/linux/netfilter.h:27)" in out
+    assert r.stderr == ""
+
+
+def test_path_json_schema():
+    r = run("path", "sendto", "dev_queue_xmit", "--source", MINI, "--via", "udp_sendmsg", "-k", "2",
+            "--format", "json", check_rc=0)
+    doc = json.loads(r.stdout)
+    assert doc["schema_version"] == 1
+    assert doc["kernel"]["scope"] == ["net", "include"]
+    assert 1 <= len(doc["paths"]) <= 2
+    hops = doc["paths"][0]["hops"]
+    assert hops[0]["function"] == "sys_sendto" and hops[0]["edge"] is None
+    for h in hops[1:]:
+        assert set(h) >= {"function", "file", "line", "edge"}
+        assert set(h["edge"]) >= {"kind", "site", "evidence"}
+    inet = next(h for h in hops if h["function"] == "inet_sendmsg")
+    assert inet["edge"]["kind"] == "ops" and inet["edge"]["site"] == "net/socket.c:115"
+    assert inet["edge"]["evidence"][0] == {"via": "ops", "what": "inet_stream_ops", "at": "net/ipv4/af_inet.c:69"}
+    assert inet["edge"]["also"][0]["kind"] == "indirect_candidate"
+
+
+def test_graph_json_and_dot():
+    doc = json.loads(run("graph", "--source", MINI, "--format", "json", check_rc=0).stdout)
+    assert {"id", "name", "file", "line"} <= set(doc["nodes"][0])
+    assert {"from", "to", "kind", "site"} <= set(doc["edges"][0])
+    ids = {n["id"] for n in doc["nodes"]}
+    assert all(e["from"] in ids and e["to"] in ids for e in doc["edges"])
+    assert doc["nodes"] == sorted(doc["nodes"], key=lambda n: n["id"])
+    dot = run("graph", "--source", MINI, "--around", "ip_output", "--depth", "1", "--format", "dot", check_rc=0).stdout
+    assert dot.startswith('digraph "1 calls around ip_output')
+    assert '"ip_output" -> "net/ipv4/ip_output.c::ip_finish_output" [style=dotted, color=purple, label="param"];' in dot
+    if shutil.which("dot"):
+        svg = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True)
+        assert svg.returncode == 0 and "<svg" in svg.stdout
+
+
+def test_callers_text():
+    r = run("callers", "dev_queue_xmit", "--source", MINI, check_rc=0)
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("dev_queue_xmit  include/linux/netdevice.h:")
+    assert any(line.strip().startswith("neigh_hh_output  include/net/neighbour.h:") for line in lines)
+
+
+def test_unknown_function_suggests_names():
+    r = run("path", "sendtoo", "dev_queue_xmit", "--source", MINI, check_rc=1)
+    lines = r.stderr.strip().splitlines()
+    assert lines[0] == f"Error: no function 'sendtoo' in {MINI} (net,include)"
+    assert lines[1].startswith("Hint: did you mean ") and "sendto" in lines[1]
+
+
+def test_ambiguous_function_lists_candidates(tmp_path):
+    (tmp_path / "net").mkdir()
+    (tmp_path / "include").mkdir()
+    (tmp_path / "net" / "a.c").write_text("static int helper(void) { return 0; }\nint a(void) { return helper(); }\n")
+    (tmp_path / "net" / "b.c").write_text("static int helper(void) { return 1; }\n")
+    r = run("callers", "helper", "--source", str(tmp_path), check_rc=1)
+    assert r.stderr.startswith("Error: 'helper' is ambiguous: net/a.c::helper (net/a.c:1), net/b.c::helper (net/b.c:1)")
+    assert "Hint: name one of them exactly, e.g. 'net/a.c::helper'" in r.stderr
+    ok = run("callers", "net/a.c::helper", "--source", str(tmp_path), check_rc=0)
+    assert "a  net/a.c:2" in ok.stdout
+
+
+def test_no_path_is_a_result_not_an_error():
+    r = run("path", "dev_queue_xmit", "sendto", "--source", MINI, check_rc=0)
+    assert "no path found" in r.stdout
+    doc = json.loads(run("path", "dev_queue_xmit", "sendto", "--source", MINI, "--format", "json", check_rc=0).stdout)
+    assert doc["paths"] == []
+
+
+def test_missing_and_bad_sources():
+    r = run("path", "a", "b", "--kernel", "9.99", check_rc=1)
+    assert r.stderr.startswith("Error: no sources for kernel 9.99")
+    assert "Hint: install Debian's linux-source-9.99" in r.stderr
+    r = run("path", "a", "b", "--kernel", "six", check_rc=2)
+    assert r.stderr.startswith("Error: invalid kernel version 'six'")
+    r = run("path", "a", "b", "--source", "/nonexistent/tree", check_rc=1)
+    assert r.stderr.startswith("Error: source /nonexistent/tree does not exist")
+    r = run("path", "a", "b", "--source", MINI, "--scope", "../etc", check_rc=2)
+    assert r.stderr.startswith("Error: invalid scope directory '../etc'")
+    r = run("path", "a", "b", "--source", MINI, "--scope", "net,sound", check_rc=1)
+    assert "lacks scope directory sound" in r.stderr
+    r = run("path", "a", "b", "--bogus", check_rc=2)
+    assert "No such option" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
+def test_unreadable_directory(tmp_path):
+    d = tmp_path / "tree"
+    (d / "net").mkdir(parents=True)
+    d.chmod(0)
+    try:
+        r = run("stats", "--source", str(d), check_rc=1)
+        assert r.stderr.startswith("Error: cannot read directory")
+    finally:
+        d.chmod(0o755)
+
+
+def test_stats_reports_counts():
+    r = run("stats", "--source", MINI, "--scope", "net,include,fs", "--format", "json", check_rc=0)
+    st = json.loads(r.stdout)["stats"]
+    assert st["files"] == len([p for p in (FIXTURES / "minikernel").rglob("*.[ch]")
+                               if p.parts[len(FIXTURES.parts) + 1] in ("net", "include", "fs")])
+    assert st["indirect_sites"] > 10 and st["resolved_ops"] > 5 and st["error_nodes"] == 0

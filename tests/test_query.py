@@ -1,0 +1,92 @@
+"""query: k best paths, --via, --avoid, --max-depth, callers/callees — on fixtures/minikernel."""
+
+from ksrcgraph import query
+
+UDP_CHAIN = ["sys_sendto", "__sys_sendto", "__sock_sendmsg", "sock_sendmsg_nosec", "inet_sendmsg", "udp_sendmsg",
+             "udp_send_skb", "ip_send_skb", "ip_local_out", "dst_output", "ip_output", "ip_finish_output",
+             "__ip_finish_output", "ip_finish_output2", "neigh_output", "neigh_hh_output", "dev_queue_xmit"]
+
+
+def names(cg, p):
+    return [cg.name(n) for n in p.nodes]
+
+
+def contains_in_order(seq, want):
+    it = iter(seq)
+    return all(any(x == w for x in it) for w in want)
+
+
+def test_udp_chain_is_found_with_its_evidence(minikernel):
+    cg = minikernel
+    paths = query.find_paths(cg, cg.lookup("sendto"), cg.lookup("dev_queue_xmit"), k=5, via=[cg.lookup("udp_sendmsg")])
+    assert paths, "no path"
+    best = [p for p in paths if names(cg, p) == UDP_CHAIN]
+    assert best, [names(cg, p) for p in paths]
+    p = best[0]
+    kinds = [sorted({e.kind for e in hop}) for hop in p.hops]
+    assert kinds[3] == ["indirect_candidate", "ops"]  # sock_sendmsg_nosec -> inet_sendmsg
+    assert kinds[4] == ["indirect_candidate", "ops"]  # inet_sendmsg -> udp_sendmsg
+    assert kinds[9] == ["assign", "indirect_candidate"]  # dst_output -> ip_output
+    assert kinds[10] == ["param"]  # ip_output -> ip_finish_output (okfn of NF_HOOK_COND)
+
+
+def test_paths_are_ranked_distinct_and_deterministic(minikernel):
+    cg = minikernel
+    a = query.find_paths(cg, cg.lookup("sendto"), cg.lookup("dev_queue_xmit"), k=8)
+    b = query.find_paths(cg, cg.lookup("sendto"), cg.lookup("dev_queue_xmit"), k=8)
+    assert [p.nodes for p in a] == [p.nodes for p in b]
+    assert len({tuple(p.nodes) for p in a}) == len(a)
+    costs = [p.cost for p in a]
+    assert costs == sorted(costs)
+    for p in a:
+        assert len(set(p.nodes)) == len(p.nodes)  # simple paths
+
+
+def test_via_avoid_and_max_depth(minikernel):
+    cg = minikernel
+    s, t = cg.lookup("sendto"), cg.lookup("dev_queue_xmit")
+    via = query.find_paths(cg, s, t, k=5, via=[cg.lookup("ping_v4_sendmsg")])
+    assert via and all("ping_v4_sendmsg" in names(cg, p) for p in via)
+    avoid = query.find_paths(cg, s, t, k=5, avoid=[cg.lookup("udp_sendmsg")])
+    assert avoid and all("udp_sendmsg" not in names(cg, p) for p in avoid)
+    assert query.find_paths(cg, s, t, k=5, max_depth=3) == []
+    short = query.find_paths(cg, s, t, k=50, max_depth=12)
+    assert short and all(p.length <= 12 for p in short)
+
+
+def test_no_path_is_an_empty_result(minikernel):
+    cg = minikernel
+    assert query.find_paths(cg, cg.lookup("dev_queue_xmit"), cg.lookup("sendto")) == []
+
+
+def test_callers_and_callees(minikernel):
+    cg = minikernel
+    callers = query.walk(cg, cg.lookup("dev_queue_xmit"), 1, "in")
+    assert {cg.name(i.node) for i in callers[1:]} >= {"neigh_hh_output", "neigh_direct_xmit", "packet_sendmsg"}
+    callees = query.walk(cg, cg.lookup("inet_create"), 1, "out")
+    got = {cg.name(i.node): {e.kind for e in i.edges} for i in callees[1:]}
+    assert got["sk_alloc"] == {"direct"}
+    assert "udp_init_sock" in got and got["udp_init_sock"] == {"ops"}
+    two = query.walk(cg, cg.lookup("dev_queue_xmit"), 2, "in")
+    assert max(i.depth for i in two) == 2
+
+
+def test_send_is_sendto_and_socketcall(minikernel):
+    cg = minikernel
+    p = query.find_paths(cg, cg.lookup("send"), cg.lookup("udp_sendmsg"), k=3)
+    assert contains_in_order(names(cg, p[0]), ["sys_send", "__sys_sendto", "inet_sendmsg", "udp_sendmsg"])
+    p = query.find_paths(cg, cg.lookup("socketcall"), cg.lookup("inet_create"), k=3)
+    assert contains_in_order(names(cg, p[0]), ["sys_socketcall", "__sys_socket", "sock_create", "__sock_create",
+                                              "inet_create"])
+    (e,) = [e for e in p[0].hops[-1] if e.kind == "ops"]
+    assert e.evidence[0][1] == "inet_family_ops" and e.text == "pf->create"
+
+
+def test_receive_path_through_napi_packet_type_and_protocol_table(minikernel):
+    cg = minikernel
+    paths = query.find_paths(cg, cg.lookup("net_rx_action"), cg.lookup("udp_queue_rcv_one_skb"), k=5)
+    want = ["net_rx_action", "napi_poll", "process_backlog", "__netif_receive_skb", "__netif_receive_skb_one_core",
+            "ip_rcv", "ip_rcv_finish", "dst_input", "ip_local_deliver", "ip_local_deliver_finish",
+            "ip_protocol_deliver_rcu", "udp_rcv", "__udp4_lib_rcv", "udp_unicast_rcv_skb", "udp_queue_rcv_skb",
+            "udp_queue_rcv_one_skb"]
+    assert any(names(cg, p) == want for p in paths), [names(cg, p) for p in paths]

@@ -1,0 +1,74 @@
+"""store and index: facts cached per content; a second run parses nothing; damage is survived."""
+
+import shutil
+
+from conftest import FIXTURES
+
+from ksrcgraph import api, index, sources
+from ksrcgraph.store import Store
+
+
+def copy_tree(tmp_path):
+    dst = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "minikernel", dst, ignore=shutil.ignore_patterns("user"))
+    return dst
+
+
+def build(tree_dir, store):
+    tree = sources.open_tree(None, str(tree_dir), ("net", "include"))
+    return index.build_index(tree, store, jobs=1)
+
+
+def test_second_run_parses_nothing_and_a_change_parses_one_file(tmp_path):
+    tree = copy_tree(tmp_path)
+    with Store(tmp_path / "c.sqlite") as st:
+        first = build(tree, st)
+        assert first.stats["parsed"] == first.stats["files"] > 20
+        again = build(tree, st)
+        assert again.stats["parsed"] == 0 and again.digest == first.digest
+        f = tree / "net" / "ipv4" / "udp.c"
+        f.write_text(f.read_text() + "\nint added_later(void) { return udp_rcv(0); }\n")
+        third = build(tree, st)
+        assert third.stats["parsed"] == 1 and third.digest != first.digest
+
+
+def test_identical_contents_are_parsed_once(tmp_path):
+    tree = copy_tree(tmp_path)
+    shutil.copy(tree / "net" / "ipv4" / "udp.c", tree / "net" / "ipv4" / "udp_copy.c")
+    with Store(tmp_path / "c.sqlite") as st:
+        ix = build(tree, st)
+        assert ix.stats["parsed"] == ix.stats["files"] - 1
+        facts = index.load_facts(ix, st)
+        assert {"net/ipv4/udp.c", "net/ipv4/udp_copy.c"} <= {f.path for f in facts}
+
+
+def test_damaged_database_is_moved_aside_and_rebuilt(tmp_path, capsys):
+    db = tmp_path / "c.sqlite"
+    db.write_bytes(b"this is not a database" * 100)
+    tree = copy_tree(tmp_path)
+    with Store(db) as st:
+        ix = build(tree, st)
+        assert ix.stats["parsed"] == ix.stats["files"]
+    err = capsys.readouterr().err
+    assert "Warning: cache database" in err and "damaged" in err
+    assert list(tmp_path.glob("c.sqlite.damaged-*"))
+
+
+def test_damaged_row_is_ignored_and_reparsed(tmp_path, capsys):
+    tree = copy_tree(tmp_path)
+    with Store(tmp_path / "c.sqlite") as st:
+        ix = build(tree, st)
+        st.db.execute("UPDATE blobs SET data = x'00112233'")
+        facts = index.load_facts(ix, st)
+        assert len(facts) == ix.stats["files"]
+    assert "failed its checksum" in capsys.readouterr().err
+
+
+def test_warm_graph_is_read_not_rebuilt(tmp_path, monkeypatch):
+    tree = copy_tree(tmp_path)
+    monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    cold = api.open_graph(None, str(tree), ("net", "include"))
+    assert cold.meta["link_seconds"] is not None
+    warm = api.open_graph(None, str(tree), ("net", "include"))
+    assert "link_seconds" not in warm.meta and warm.meta["index"]["parsed"] == 0
+    assert warm.lg.edges == [tuple(e) for e in cold.lg.edges] or warm.lg.edges == cold.lg.edges
