@@ -49,10 +49,14 @@ class FuncInfo:
     ret: str | None = None
     params: tuple[tuple[str, str], ...] = ()
 
+    _primary: Def | None = None
+
     @property
     def primary(self) -> Def:
         """The definition to show: a .c file before a header, then the first by path and line."""
-        return min(self.defs, key=lambda d: (d.file.endswith(".h"), d.file, d.line))
+        if self._primary is None:
+            self._primary = min(self.defs, key=lambda d: (d.file.endswith(".h"), d.file, d.line))
+        return self._primary
 
 
 def function_id(path: str, fn: Function) -> str:
@@ -63,6 +67,8 @@ def function_id(path: str, fn: Function) -> str:
 
 def syscall_base(name: str) -> str | None:
     """'__x64_sys_sendto' -> 'sendto'; None when name has no syscall prefix."""
+    if "sys" not in name:
+        return None
     for p in kdata.syscall_prefixes():
         if name.startswith(p) and len(name) > len(p):
             return name[len(p) :]
@@ -87,6 +93,7 @@ class Program:
         self.protos: dict[str, str] = {}
         self.locals: list[dict[int, dict[str, str]]] = [defaultdict(dict) for _ in facts]
         self.params_of: list[dict[int, dict[str, int]]] = [{} for _ in facts]
+        self.fn_params_of: list[dict[int, dict[str, int]]] = [{} for _ in facts]  # params that can hold a function
         self._build()
 
     # -- construction ------------------------------------------------------------------------
@@ -146,6 +153,22 @@ class Program:
         for name in list(self.macros):
             if name in self.funcs:
                 del self.macros[name]
+        for fi, ff in enumerate(self.facts):
+            out = self.fn_params_of[fi]
+            for j, fn in enumerate(ff.functions):
+                keep = {p: i for i, (p, t) in enumerate(fn.params) if self.may_hold_function(t)}
+                if keep:
+                    out[j] = keep
+
+    def may_hold_function(self, t: str) -> bool:
+        """A parameter of this type can carry a function: a function pointer, or a typedef we
+        cannot see through (structs and scalars cannot)."""
+        if t == "fn":
+            return True
+        if t.startswith("t:"):
+            st = self.struct_of(t)
+            return st is None or st == "fn"
+        return False
 
     # -- names -------------------------------------------------------------------------------
     def function_for(self, fi: int, name: str) -> str | None:
@@ -277,6 +300,15 @@ _FIELDS = re.compile(r"^([A-Za-z_]\w*)((?:\s*(?:->|\.)\s*[A-Za-z_]\w*)+)$")
 _NUM = re.compile(r"^(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*$")
 
 
+def split_arg_text(text: str) -> list[str]:
+    """An argument list as written, split on its top-level commas."""
+    if not any(ch in text for ch in "([{\"'/"):
+        return text.split(",")
+    if "/" in text:
+        text = _COMMENT.sub(" ", text)
+    return [a.decode("utf-8", "replace") for a in split_args(text.encode("utf-8", "replace"))]
+
+
 def parse_arg(text: str, depth: int = 0) -> Expr | None:
     """One argument as written -> Expr, for the forms that can carry a function or a table."""
     t = text.strip()
@@ -334,6 +366,8 @@ def parse_args(call: Call) -> tuple[Expr | None, ...]:
         return got
     if not text.strip():
         out: tuple[Expr | None, ...] = ()
+    elif not any(ch in text for ch in "([{\"'/"):
+        out = tuple(parse_arg(a) for a in text.split(","))
     else:
         clean_text = _COMMENT.sub(" ", text) if "/" in text else text
         out = tuple(parse_arg(a.decode("utf-8", "replace")) for a in split_args(clean_text.encode("utf-8", "replace")))

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from . import kdata
 from .facts import Expr
-from .link import Program, dead, parse_args, syscall_base
+from .link import Program, dead, parse_args, split_arg_text, syscall_base
 
 KINDS = ("direct", "syscall", "indirect_candidate", "ops", "param", "assign", "fallback")
 CONFIDENCE = {"direct": 1.0, "syscall": 1.0, "indirect_candidate": 0.95, "ops": 0.9, "param": 0.85,
@@ -138,12 +138,13 @@ class Resolver:
         passes: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)  # callee param -> caller params
         for fi, ff in enumerate(p.facts):
             ids = p.fn_ids[fi]
+            fn_params = p.fn_params_of[fi]
             for c in ff.calls:
+                pmap = fn_params.get(c.caller)
+                if not pmap:
+                    continue
                 fid = ids[c.caller]
                 if fid is None:
-                    continue
-                pmap = p.params_of[fi].get(c.caller)
-                if not pmap:
                     continue
                 callee = c.callee
                 if callee[0] == "d":
@@ -157,22 +158,21 @@ class Resolver:
                     key = (fid, pmap[callee[1]])
                     self.called.add(key)
                     self.call_in_callee.setdefault(key, (ff.path, c.line))
-                if not c.args or not any(n in c.args for n in pmap):
-                    continue
-                if callee[0] != "v":
+                if not c.args or callee[0] != "v" or not any(n in c.args for n in pmap):
                     continue
                 target = self.callable_for(fi, callee[1])
                 if target is None:
                     continue
-                for k, a in enumerate(parse_args(c)):
-                    if a is not None and a[0] == "v" and a[1] in pmap:
-                        passes[(target, k)].append((fid, pmap[a[1]]))
+                for k, a in enumerate(split_arg_text(c.args)):
+                    a = a.strip()
+                    if a in pmap:
+                        passes[(target, k)].append((fid, pmap[a]))
             for a in ff.assigns:
+                pmap = fn_params.get(a.fn)
+                if not pmap:
+                    continue
                 fid = ids[a.fn]
                 if fid is None:
-                    continue
-                pmap = p.params_of[fi].get(a.fn)
-                if not pmap:
                     continue
                 for src in _leaves(a.rhs):
                     if src[0] == "v" and src[1] in pmap:
@@ -206,6 +206,12 @@ class Resolver:
                         queue.append(up)
         self.stored |= self.called
         self.passes = passes
+        self.stored_by: dict[str, list[int]] = defaultdict(list)
+        self.called_by: dict[str, list[int]] = defaultdict(list)
+        for c_, k in sorted(self.stored):
+            self.stored_by[c_].append(k)
+        for c_, k in sorted(self.called):
+            self.called_by[c_].append(k)
 
     # -- step 2: slots, seeds, flows ---------------------------------------------------------------
     def slot_of(self, e: Expr, fi: int, fn: int, fid: str) -> tuple | None:
@@ -288,12 +294,10 @@ class Resolver:
                 if p.local_kind(fi, c.caller, name) is not None:
                     continue
                 target = self.callable_for(fi, name)
-                if target is None:
+                if target is None or target not in self.stored_by:
                     continue
                 args = None
-                for k in range(8):
-                    if (target, k) not in self.stored:
-                        continue
+                for k in self.stored_by[target]:
                     if args is None:
                         args = parse_args(c)
                     if k >= len(args):
@@ -568,10 +572,11 @@ class Resolver:
             self.add_edge(fid, target, "param", path, line, text, [note, *ev[:2]], cond)
 
     def _param_edges(self, fi: int, fid: str, target: str, c, path: str) -> None:  # type: ignore[no-untyped-def]
+        ks = self.called_by.get(target)
+        if not ks:
+            return
         args = None
-        for k in range(10):
-            if (target, k) not in self.called:
-                continue
+        for k in ks:
             if args is None:
                 args = parse_args(c)
             if k >= len(args):
