@@ -23,7 +23,7 @@ Progress = index.Progress
 
 
 def graph_key(digest: str, xkey: str) -> str:
-    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.code_digest('link', 'resolve')}"
+    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.code_digest('link', 'resolve', 'refstack/tables')}"
 
 
 def _meta(tree: sources.SourceTree, digest: str, version: str | None, extra: dict | None = None) -> dict:

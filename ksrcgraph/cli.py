@@ -135,6 +135,9 @@ def path(
                                                      "(repeatable, in order).")] = None,
     avoid: Annotated[list[str] | None, typer.Option("--avoid", help="Function the path must not pass through "
                                                        "(repeatable).")] = None,
+    socket: Annotated[str | None, typer.Option("--socket", help="Only paths a socket of this configuration "
+                                                  "takes: family:type[:protocol], e.g. inet:dgram:udp "
+                                                  "(see `ksrcgraph sockets`).")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many paths.")] = 5,
     max_depth: Annotated[int, typer.Option("--max-depth", min=1, max=200, help="Longest path, in calls.")] = 40,
     fmt: FormatOpt = Format.text,
@@ -142,25 +145,28 @@ def path(
     jobs: JobsOpt = None,
 ) -> None:
     """The k best call paths from FROM to TO, each hop with file:line, each indirect hop with the
-    table or assignment that resolves it.
+    table or assignment that resolves it. Every path is replayed on the reference stack: with
+    --socket only paths that socket takes are kept; without it, paths are grouped by the socket
+    configurations that realise them.
 
-    Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --via udp_sendmsg
+    Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp
     """
-    from . import query, report
+    from . import report
+    from .refstack import paths as rpaths
 
     cg = _open(kernel, source, scope, quiet, jobs)
     s, t = cg.lookup(src), cg.lookup(dst)
     vias = [cg.lookup(v) for v in (via or [])]
     avoids = [cg.lookup(a) for a in (avoid or [])]
-    paths = query.find_paths(cg, s, t, k=k, via=vias, avoid=avoids, max_depth=max_depth)
     q = {"from": src, "to": dst, "from_id": s, "to_id": t, "via": vias, "avoid": avoids, "k": k,
-         "max_depth": max_depth}
+         "max_depth": max_depth, "socket": socket}
+    result = rpaths.socket_paths(cg, s, t, k=k, via=vias, avoid=avoids, max_depth=max_depth, socket=socket)
     if fmt == Format.json:
-        _write(report.paths_json(cg, q, paths))
+        _write(report.paths_json(cg, q, result.paths, result.extras(), result.summary()))
     elif fmt == Format.dot:
-        _write(report.paths_dot(cg, q, paths))
+        _write(report.paths_dot(cg, q, result.paths))
     else:
-        _write(report.paths_text(cg, q, paths))
+        _write(report.paths_text(cg, q, result.paths, result.extras(), None if socket else result.groups()))
 
 
 def _tree(fn: str, depth: int, direction: str, kernel, source, scope, fmt, quiet, jobs) -> None:  # type: ignore[no-untyped-def]
@@ -298,6 +304,100 @@ def stats_text(cg, st: dict) -> str:  # type: ignore[no-untyped-def]
         if cg.meta.get(k) is not None:
             lines.append(f"{k.replace('_', ' ')}: {cg.meta[k]}")
     return "\n".join(lines) + "\n"
+
+
+@app.command()
+def sockets(
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    fmt: FormatOpt = Format.text,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """The socket configurations the reference stack finds in this kernel, with the create function,
+    proto_ops table and proto each one gets — read from the kernel's own tables.
+
+    Example: ksrcgraph sockets --kernel 6.1
+    """
+    from . import report
+    from .refstack.model import Model
+
+    cg = _open(kernel, source, scope, quiet, jobs)
+    m = Model(cg)
+    rows = []
+    for c in m.configs():
+        st = m.state(c)
+        lab = m.label
+        rows.append({"socket": str(c), "create": [cg.name(f) for f in st.create],
+                     "entry": lab(st.entry) if st.entry else None, "ops": [lab(x) for x in st.ops],
+                     "proto": [lab(x) for x in st.prot], "protocol_handler": [lab(x) for x in st.protocol_tables],
+                     "packet_type": [lab(x) for x in st.ptype_tables], "af_ops": [lab(x) for x in st.af_ops],
+                     "where": {lab(x): m.where(x) for x in [*st.ops, *st.prot] if x in m.tables}})
+    if fmt == Format.json:
+        import json
+
+        _write(json.dumps({"schema_version": report.SCHEMA_VERSION, "kernel": report.kernel_doc(cg),
+                           "sockets": rows}, indent=2) + "\n")
+        return
+    w1 = max((len(r["socket"]) for r in rows), default=6) + 2
+    w2 = max((len(", ".join(r["create"])) for r in rows), default=6) + 2
+    w3 = max((len(", ".join(r["ops"])) for r in rows), default=9) + 2
+    lines = [f"{'socket'.ljust(w1)}{'create'.ljust(w2)}{'proto_ops'.ljust(w3)}proto"]
+    for r in rows:
+        lines.append(f"{r['socket'].ljust(w1)}{', '.join(r['create']).ljust(w2)}{', '.join(r['ops']).ljust(w3)}"
+                     f"{', '.join(r['proto'])}".rstrip())
+    if not rows:
+        lines.append("(no socket family registered with sock_register in this scope)")
+    _write("\n".join(lines) + "\n")
+
+
+@app.command("replay")
+def replay_cmd(
+    file: Annotated[Path, typer.Argument(metavar="FILE.json", help="Output of `ksrcgraph path --format json`.")],
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    socket: Annotated[str | None, typer.Option("--socket", help="Replay for this configuration instead of "
+                                                  "the one saved with each path.")] = None,
+    fmt: FormatOpt = Format.text,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Replay saved paths on the reference stack — of the kernel they came from, or of another one
+    (--kernel / --source): does each path still resolve, and which hop breaks?
+    Exit status: 0 when every path resolves, 3 when one does not, 1 on error.
+
+    Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp --format json > p.json;
+    ksrcgraph replay p.json --kernel 6.12
+    """
+    import json
+
+    from . import report
+    from .refstack import paths as rpaths
+
+    try:
+        doc = json.loads(file.read_text())
+        saved = doc["paths"]
+        label = doc.get("kernel", {}).get("label")
+        scope_saved = ",".join(doc.get("kernel", {}).get("scope", [])) or None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise KsrcError(f"cannot read paths from {file}: {e}",
+                        "give a file written by `ksrcgraph path --format json`") from e
+    if kernel is None and source is None:
+        if label and label[:1].isdigit():
+            kernel = label
+        elif label:
+            source = label
+    cg = _open(kernel, source, scope or scope_saved, quiet, jobs)
+    results = rpaths.replay_saved(cg, saved, socket)
+    if fmt == Format.json:
+        _write(json.dumps({"schema_version": report.SCHEMA_VERSION, "kernel": report.kernel_doc(cg),
+                           "source": str(file), "paths": results}, indent=2) + "\n")
+    else:
+        _write(report.replay_text(cg, str(file), results))
+    if not all(r["replay"]["resolves"] for r in results):
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -26,6 +26,7 @@ from .facts import (
     UNKNOWN,
     Assign,
     Call,
+    Exit,
     Expr,
     Field,
     FileFacts,
@@ -41,7 +42,7 @@ from .facts import (
 )
 
 # Bump when the facts produced for the same bytes change; part of the cache key with the data digest.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 
 QUERY_FILES = (
     "functions",
@@ -53,7 +54,7 @@ QUERY_FILES = (
     "macros",
     "conditions",
     "errors",
-    "switches",
+    "guards",
 )
 
 
@@ -485,29 +486,60 @@ def extract(path: str, raw: bytes) -> FileFacts:
             return i
         return -1
 
-    # -- switch/case contexts (for assignments) ----------------------------------------------
-    case_starts: list[int] = []
-    case_info: list[tuple[int, str, str]] = []
-    for _, m in buckets["switches"]:
-        sc = m.get("switch.cond")
-        scond = " ".join(ctx.text(sc[0]).split()).strip("() ") if sc else ""
-        for c in m.get("switch.case", []):
-            v = c.child_by_field_name("value")
-            case_info.append((c.end_byte, scond, " ".join(ctx.text(v).split()) if v is not None else "default"))
-            case_starts.append(c.start_byte)
-    order = sorted(range(len(case_starts)), key=lambda i: case_starts[i])
-    case_starts = [case_starts[i] for i in order]
-    case_info = [case_info[i] for i in order]
+    # -- guards: case labels (with fall-through) and if conditions -----------------------------
+    guard_starts: list[int] = []
+    guard_info: list[tuple[int, tuple]] = []
+    exits: list[Exit] = []
+    for pi, m in buckets["guards"]:
+        if pi == 0:
+            sc = m.get("switch.cond")
+            scond = " ".join(ctx.text(sc[0]).split()).strip("() ") if sc else ""
+            pending: list[str] = []
+            for c in m["switch.body"][0].named_children:
+                if c.type != "case_statement":
+                    continue
+                v = c.child_by_field_name("value")
+                labels = tuple(pending) + ((" ".join(ctx.text(v).split()) if v is not None else "default"),)
+                stmts = [x for x in c.named_children if x.type not in ("comment",) and x is not v]
+                last = stmts[-1] if stmts else None
+                ends = last is not None and (last.type in ("break_statement", "return_statement", "goto_statement",
+                                                           "continue_statement")
+                                             or (last.type == "compound_statement" and last.named_child_count and
+                                                 last.named_children[-1].type in ("break_statement", "return_statement")))
+                pending = [] if ends else list(labels)
+                guard_starts.append(c.start_byte)
+                guard_info.append((c.end_byte, ("case", scond, labels)))
+        else:
+            cond = " ".join(ctx.text(m["if.cond"][0]).split()).strip()
+            if cond.startswith("(") and cond.endswith(")"):
+                cond = cond[1:-1].strip()
+            then = m["if.then"][0]
+            if "type" in cond and then.type in ("return_statement", "compound_statement"):
+                first = then if then.type == "return_statement" else (then.named_child(0) if then.named_child_count else None)
+                if first is not None and first.type == "return_statement":
+                    fi_exit = fn_at(then.start_byte)
+                    if fi_exit >= 0:
+                        exits.append(Exit(fi_exit, then.start_point[0] + 1, cond))
+            guard_starts.append(then.start_byte)
+            guard_info.append((then.end_byte, ("if", cond, True)))
+            if "if.else" in m:
+                el = m["if.else"][0]
+                guard_starts.append(el.start_byte)
+                guard_info.append((el.end_byte, ("if", cond, False)))
+    order = sorted(range(len(guard_starts)), key=lambda i: (guard_starts[i], -guard_info[i][0]))
+    guard_starts = [guard_starts[i] for i in order]
+    guard_info = [guard_info[i] for i in order]
 
-    def case_at(pos: int) -> tuple[str, str] | None:
-        i = bisect.bisect_right(case_starts, pos) - 1
-        while i >= 0:
-            end, sw, val = case_info[i]
+    def guard_at(pos: int) -> tuple | None:
+        """The innermost guard around pos."""
+        i = bisect.bisect_right(guard_starts, pos) - 1
+        steps = 0
+        while i >= 0 and steps < 64:
+            end, g = guard_info[i]
             if pos < end:
-                return (sw, val)
+                return g
             i -= 1
-            if i >= 0 and case_starts[i] < pos - 20000:
-                break
+            steps += 1
         return None
 
     # -- declarations: globals, locals, initializers, prototypes --------------------------------
@@ -567,6 +599,7 @@ def extract(path: str, raw: bytes) -> FileFacts:
     calls: list[Call] = []
     icm = kdata.indirect_call_macros()
     store = kdata.store_macros()
+    guarded = kdata.guarded_calls()
     for pi, m in buckets["calls"]:
         args_node = m["call.args"][0]
         sb = args_node.start_byte
@@ -582,7 +615,7 @@ def extract(path: str, raw: bytes) -> FileFacts:
             st = store.get(name)
             if wrap is None and st is None:
                 calls.append(Call(fi, line, ("v", name), "", src[sb + 1 : args_node.end_byte - 1].decode("utf-8", "replace"),
-                                  cond, (), None))
+                                  cond, (), None, guard_at(sb) if name in guarded else None))
                 continue
             arg_nodes = [a for a in args_node.named_children if a.type != "comment"]
             if wrap is not None and len(arg_nodes) > wrap[0] + wrap[1]:
@@ -591,7 +624,7 @@ def extract(path: str, raw: bytes) -> FileFacts:
                 cands = tuple(ctx.text(a) for a in arg_nodes[pidx + 1 : pidx + 1 + ncand] if a.type == "identifier")
                 rest = arg_nodes[pidx + 1 + ncand :]
                 rest_text = src[rest[0].start_byte : args_node.end_byte - 1].decode("utf-8", "replace") if rest else ""
-                calls.append(Call(fi, line, ctx.expr(ptr), ctx.text(ptr)[:120], rest_text, cond, cands, name))
+                calls.append(Call(fi, line, ctx.expr(ptr), ctx.text(ptr)[:120], rest_text, cond, cands, name, None))
                 continue
             if st is not None and len(arg_nodes) > max(st[0], st[1]):
                 lhs = ctx.expr(arg_nodes[st[0]])
@@ -599,13 +632,13 @@ def extract(path: str, raw: bytes) -> FileFacts:
                     lhs = lhs[1]
                 rhs = ctx.expr(arg_nodes[st[1]])
                 if rhs[0] in ("v", "a", "f", "?", "x", "c", "t"):
-                    assigns.append(Assign(fi, line, lhs, rhs, ctx.text(m["call"][0])[:160], cond, case_at(sb)))
+                    assigns.append(Assign(fi, line, lhs, rhs, ctx.text(m["call"][0])[:160], cond, guard_at(sb)))
             calls.append(Call(fi, line, ("v", name), "", src[sb + 1 : args_node.end_byte - 1].decode("utf-8", "replace"),
-                              cond, (), None))
+                              cond, (), None, None))
         else:
             e = m["call.expr"][0]
             calls.append(Call(fi, line, ctx.expr(e), ctx.text(e)[:120],
-                              src[sb + 1 : args_node.end_byte - 1].decode("utf-8", "replace"), cond, (), None))
+                              src[sb + 1 : args_node.end_byte - 1].decode("utf-8", "replace"), cond, (), None, None))
 
     # -- assignments -------------------------------------------------------------------------
     transparent = ctx.transparent
@@ -630,7 +663,7 @@ def extract(path: str, raw: bytes) -> FileFacts:
         else:
             text = " ".join(ctx.text(anode).split())[:160]
         assigns.append(Assign(fi, anode.start_point[0] + 1, lhs, rhs, text, conds.at(anode.start_byte),
-                              case_at(anode.start_byte)))
+                              guard_at(anode.start_byte)))
 
     # -- structs and typedefs ----------------------------------------------------------------
     structs: list[Struct] = []
@@ -705,6 +738,7 @@ def extract(path: str, raw: bytes) -> FileFacts:
         tuple(assigns),
         tuple(macros),
         tuple(protos),
+        tuple(exits),
         error_count,
         error_bytes,
         len(raw),

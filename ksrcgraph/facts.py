@@ -57,6 +57,7 @@ class Call(NamedTuple):
     cond: str
     candidates: tuple[str, ...]  # INDIRECT_CALL_* candidates
     wrapper: str | None  # the INDIRECT_CALL_* macro name
+    guard: tuple | None  # innermost guard (see Assign), kept for calls listed in data/guarded_calls.tsv
 
 
 class Local(NamedTuple):
@@ -111,7 +112,7 @@ class Assign(NamedTuple):
     rhs: Expr
     text: str
     cond: str
-    case: tuple[str, str] | None  # (switch expression, case value) around the assignment
+    guard: tuple | None  # innermost ("case", switch expr, labels incl. fall-through) or ("if", cond, branch)
 
 
 class Macro(NamedTuple):
@@ -121,6 +122,15 @@ class Macro(NamedTuple):
     calls: tuple[tuple[str, tuple[Expr | None, ...]], ...]  # calls in the body
     alias: Expr | None  # object-like macro standing for a field path or a name
     type: TypeRef | None  # type of the value, when the body is container_of(..., struct X, ...)
+    cond: str
+
+
+class Exit(NamedTuple):
+    """An early return under a condition on a socket type: ``if (sock->type != SOCK_RAW) return
+    -ESOCKTNOSUPPORT;`` — how a create function rejects the types it does not support."""
+
+    fn: int
+    line: int
     cond: str
 
 
@@ -143,6 +153,7 @@ class FileFacts(NamedTuple):
     assigns: tuple[Assign, ...]
     macros: tuple[Macro, ...]
     protos: tuple[Proto, ...]
+    exits: tuple[Exit, ...]
     error_count: int  # ERROR and MISSING nodes after cleaning
     error_bytes: int  # bytes inside ERROR nodes that no construct could absorb
     size: int
@@ -159,6 +170,7 @@ _PARTS = (
     ("assigns", Assign),
     ("macros", Macro),
     ("protos", Proto),
+    ("exits", Exit),
 )
 
 

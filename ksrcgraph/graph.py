@@ -31,10 +31,10 @@ AMBIGUITY_COST = 1.0
 
 
 class Edge:
-    __slots__ = ("src", "dst", "kind", "file", "line", "text", "evidence", "cond")
+    __slots__ = ("src", "dst", "kind", "file", "line", "text", "evidence", "cond", "slot")
 
     def __init__(self, t: tuple) -> None:
-        self.src, self.dst, self.kind, self.file, self.line, self.text, self.evidence, self.cond = t
+        self.src, self.dst, self.kind, self.file, self.line, self.text, self.evidence, self.cond, self.slot = t
 
     @property
     def site(self) -> str:
@@ -131,7 +131,7 @@ class CallGraph:
                 g.add_node(nid, name=n[1], file=n[2], line=n[3], external=n[4] == "x")
         for t in self.lg.edges:
             if t[0] in keepset and t[1] in keepset:
-                g.add_edge(t[0], t[1], kind=t[2], site=f"{t[3]}:{t[4]}", text=t[5], evidence=t[6], cond=t[7])
+                g.add_edge(t[0], t[1], kind=t[2], site=f"{t[3]}:{t[4]}", text=t[5], evidence=t[6], cond=t[7], slot=t[8])
         return g
 
     # -- names -----------------------------------------------------------------------------------

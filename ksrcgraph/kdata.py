@@ -105,3 +105,29 @@ def store_macros() -> dict[str, tuple[int, int, bool]]:
 @cache
 def registrations() -> dict[str, tuple[int, int, str]]:
     return {r["function"]: (int(r["arg"]), int(r["key"]), r["registers"]) for r in _rows("registrations.tsv")}
+
+
+@cache
+def guarded_calls() -> frozenset[str]:
+    """Calls whose guard (case label / if condition) is recorded: the reference stack needs them."""
+    return frozenset(r["function"] for r in _rows("guarded_calls.tsv"))
+
+
+@cache
+def refstack_rules() -> tuple[tuple[str, str, str, str], ...]:
+    """(struct, field or *, state, state field or *) per rule."""
+    out = []
+    for r in _rows("refstack_rules.tsv"):
+        struct, _, field = r["slot"].partition(".")
+        out.append((struct, field, r["state"], r["field"]))
+    return tuple(out)
+
+
+@cache
+def refstack_families() -> dict[str, dict[str, str]]:
+    return {r["family"]: r for r in _rows("refstack_families.tsv")}
+
+
+@cache
+def refstack_state() -> dict[str, tuple[str, str]]:
+    return {r["state"]: (r["how"], r["value"]) for r in _rows("refstack_state.tsv")}

@@ -45,13 +45,15 @@ def _cost(g: nx.DiGraph, nodes: list[str]) -> float:
     return sum(g[a][b]["weight"] for a, b in zip(nodes, nodes[1:]))
 
 
-def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: frozenset[str]) -> list[tuple[float, list[str]]]:
-    g = cg.weighted
+def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: frozenset[str],
+            removed: frozenset[tuple[str, str]] = frozenset(), graph: nx.DiGraph | None = None
+            ) -> list[tuple[float, list[str]]]:
+    g = cg.weighted if graph is None else graph
     if s not in g or t not in g:
         return []
     if s == t:
         return [(0.0, [s])]
-    view = nx.restricted_view(g, banned, []) if banned else g
+    view = nx.restricted_view(g, banned, removed) if (banned or removed) else g
     limit = max_depth * 8.0 + 2 * PENALTY["fallback"]
     ds = nx.single_source_dijkstra_path_length(view, s, cutoff=limit, weight="weight")
     if t not in ds:
@@ -78,15 +80,33 @@ def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: froze
         slack *= 2
 
 
+def relevant(cg: CallGraph, src: str, dst: str, margin: float, avoid: list[str] | None = None) -> nx.DiGraph:
+    """The part of the graph that can hold a path src -> dst costing at most the best one plus
+    margin (nodes whose distance from src plus distance to dst is within it)."""
+    g = cg.weighted
+    view = nx.restricted_view(g, frozenset(avoid or ()), []) if avoid else g
+    if src not in g or dst not in g:
+        return g.subgraph([])
+    ds = nx.single_source_dijkstra_path_length(view, src, weight="weight")
+    if dst not in ds:
+        return g.subgraph([])
+    limit = ds[dst] + margin
+    dt = nx.single_source_dijkstra_path_length(view.reverse(copy=False), dst, cutoff=limit, weight="weight")
+    return view.subgraph([v for v, d in ds.items() if v in dt and d + dt[v] <= limit])
+
+
 def find_paths(cg: CallGraph, src: str, dst: str, k: int = DEFAULT_K, via: list[str] | None = None,
-               avoid: list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH) -> list[Path]:
-    """The k best distinct simple paths src -> (via...) -> dst."""
+               avoid: list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH,
+               removed: set[tuple[str, str]] | None = None, graph: nx.DiGraph | None = None) -> list[Path]:
+    """The k best distinct simple paths src -> (via...) -> dst, never through the avoided functions
+    nor the removed caller/callee pairs (searched in graph, by default the whole weighted graph)."""
     banned = frozenset(avoid or ())
+    gone = frozenset(removed or ())
     stops = [src, *(via or []), dst]
     if any(s in banned for s in stops):
         return []
     per = max(k * 3, 10) if len(stops) > 2 else k
-    segments = [_k_best(cg, a, b, per, max_depth, banned) for a, b in zip(stops, stops[1:])]
+    segments = [_k_best(cg, a, b, per, max_depth, banned, gone, graph) for a, b in zip(stops, stops[1:])]
     if any(not seg for seg in segments):
         return []
     results: list[tuple[float, list[str]]] = []

@@ -119,7 +119,11 @@ def paths_json(cg: CallGraph, query: dict, paths: list[Path], extras: list[dict]
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
-def paths_text(cg: CallGraph, query: dict, paths: list[Path], notes: list[list[str]] | None = None) -> str:
+_MARK = {"confirmed": "✓", "contradicted": "✗", "unmodelled": "?", "missing": "✗"}
+
+
+def paths_text(cg: CallGraph, query: dict, paths: list[Path], extras: list[dict] | None = None,
+               groups: list[tuple[str, list[int]]] | None = None) -> str:
     k = cg.meta
     head = (f"{query['from']} → {query['to']}  (kernel {k.get('label')}"
             f"{' ' + k['version'] if k.get('version') and k.get('version') != k.get('label') else ''}, "
@@ -129,33 +133,75 @@ def paths_text(cg: CallGraph, query: dict, paths: list[Path], notes: list[list[s
         lines.append(f"via {', '.join(query['via'])}")
     if query.get("avoid"):
         lines.append(f"avoiding {', '.join(query['avoid'])}")
+    if query.get("socket"):
+        lines.append(f"socket {query['socket']}: only paths it takes, replayed on the reference stack")
     if not paths:
-        lines.append("no path found" + (f" within {query.get('max_depth')} calls" if query.get("max_depth") else ""))
+        lines.append("no path found" + (f" within {query.get('max_depth')} calls" if query.get("max_depth") else "")
+                     + (f" that a {query['socket']} socket takes" if query.get("socket") else ""))
         return "\n".join(lines) + "\n"
-    for i, p in enumerate(paths):
-        kinds = ", ".join(f"{n} {kd}" for kd, n in sorted(p.kinds().items(), key=lambda x: -x[1]))
+    order = groups or [("", list(range(len(paths))))]
+    for label, idxs in order:
+        if groups is not None:
+            lines.append("")
+            lines.append(f"== realised by {label}" if label else "== realised by no socket configuration the model knows")
+        for i in idxs:
+            lines.extend(_path_lines(cg, i, paths[i], extras[i] if extras else None))
+    return "\n".join(lines) + "\n"
+
+
+def _path_lines(cg: CallGraph, i: int, p: Path, extra: dict | None) -> list[str]:
+    lines = [""]
+    kinds = ", ".join(f"{n} {kd}" for kd, n in sorted(p.kinds().items(), key=lambda x: -x[1]))
+    rep = extra.get("replay") if extra else None
+    status = ""
+    if rep is not None:
+        status = (f"; replay {rep['socket']}: resolves" if rep["resolves"]
+                  else f"; replay {rep['socket']}: does not resolve")
+    lines.append(f"[{i + 1}] {p.length} calls ({kinds}{status})")
+    width = max(len(cg.name(n)) + j for j, n in enumerate(p.nodes)) + 26
+    for j, nid in enumerate(p.nodes):
+        file, line = cg.location(nid)
+        where = f"{file}:{line}" if file else "(not defined in scope)"
+        label = (" " * (j - 1) + "└ " if j else "") + cg.name(nid)
+        if j > 0:
+            e = primary_edge(p.hops[j - 1])
+            label += "" if e.kind == "direct" else f" [{e.kind}]"
+        lines.append(f"  {label.ljust(width)} {where}")
+        if j == 0:
+            continue
+        edges = p.hops[j - 1]
+        e = primary_edge(edges)
+        pad = "  " + " " * (j + 3)
+        if e.kind != "direct":
+            lines.append(pad + explain(e, cg.name(nid), file))
+            for other in edges:
+                if other is not e and other.kind != "direct" and other.site == e.site:
+                    lines.append(pad + "also: " + explain(other, cg.name(nid), file))
+        if rep is not None:
+            h = rep["hops"][j - 1]
+            if h["verdict"] != "direct" and (e.kind != "direct" or h["verdict"] != "confirmed"):
+                lines.append(pad + f"{_MARK.get(h['verdict'], '')} {h['verdict']}" + (f": {h['state']}" if h.get("state") else ""))
+    return lines
+
+
+def replay_text(cg: CallGraph, source: str, results: list[dict]) -> str:
+    k = cg.meta
+    lines = [f"replaying {source} on kernel {k.get('label')}"
+             f"{' ' + k['version'] if k.get('version') and k.get('version') != k.get('label') else ''}"]
+    for r in results:
+        rep = r["replay"]
         lines.append("")
-        lines.append(f"[{i + 1}] {p.length} calls ({kinds})")
-        for line in (notes[i] if notes else []):
-            lines.append(f"    {line}")
-        width = max(len(cg.name(n)) + j for j, n in enumerate(p.nodes)) + 26
-        for j, nid in enumerate(p.nodes):
-            file, line = cg.location(nid)
-            where = f"{file}:{line}" if file else "(not defined in scope)"
-            label = (" " * (j - 1) + "└ " if j else "") + cg.name(nid)
-            if j > 0:
-                e = primary_edge(p.hops[j - 1])
-                label += "" if e.kind == "direct" else f" [{e.kind}]"
-            lines.append(f"  {label.ljust(width)} {where}")
-            if j > 0:
-                edges = p.hops[j - 1]
-                e = primary_edge(edges)
-                if e.kind != "direct":
-                    pad = "  " + " " * (j + 3)
-                    lines.append(pad + explain(e, cg.name(nid), file))
-                    for other in edges:
-                        if other is not e and other.kind != "direct" and other.site == e.site:
-                            lines.append(pad + "also: " + explain(other, cg.name(nid), file))
+        verdict = "resolves" if rep["resolves"] else "does not resolve"
+        lines.append(f"[{r['rank']}] {' → '.join(x for x in r['functions'] if x)}")
+        lines.append(f"    socket {rep['socket']}: {verdict}")
+        for j, h in enumerate(rep["hops"]):
+            if h["verdict"] in ("direct",):
+                continue
+            lines.append(f"    {_MARK.get(h['verdict'], ' ')} {r['functions'][j]} → {r['functions'][j + 1]}: "
+                         f"{h['verdict']}" + (f" ({h['state']})" if h.get("state") else ""))
+        if r.get("breaks_at"):
+            b = r["breaks_at"]
+            lines.append(f"    breaks at hop {b['hop']}: {b['from']} → {b['to']}: {b['why']}")
     return "\n".join(lines) + "\n"
 
 

@@ -38,7 +38,7 @@ CONFIDENCE = {"direct": 1.0, "syscall": 1.0, "indirect_candidate": 0.95, "ops": 
 FALLBACK_LIMIT = 24  # more candidates than this for a field name alone: left unresolved
 MAX_VALUES = 4000  # per slot
 MAX_EVIDENCE = 12  # per (slot, function)
-LINKER_VERSION = 2
+LINKER_VERSION = 3
 
 Step = tuple  # (what, label, file, line, cond): what in "ops", "assign", "arg", "store"
 
@@ -47,7 +47,7 @@ class LinkedGraph(NamedTuple):
     """Plain data, cached as is. Node flags: "" a function defined in scope, "x" external."""
 
     nodes: list  # (id, name, file | None, line, flags)
-    edges: list  # (src, dst, kind, file, line, text, evidence: tuple[Step, ...], cond)
+    edges: list  # (src, dst, kind, file, line, text, evidence: tuple[Step, ...], cond, slot)
     aliases: dict  # extra lookup name -> [node ids]
     stats: dict
     model: dict  # tables for the reference stack (refstack.facts)
@@ -378,11 +378,12 @@ class Resolver:
                     self.slots.seed(slot, obj, step)  # type: ignore[arg-type]
 
     # -- step 3: sites -----------------------------------------------------------------------------
-    def add_edge(self, src: str, dst: str, kind: str, path: str, line: int, text: str, evidence: list, cond: str) -> None:
+    def add_edge(self, src: str, dst: str, kind: str, path: str, line: int, text: str, evidence: list, cond: str,
+                 slot: str = "") -> None:
         key = (src, dst, kind, path, line)
         ev = self.edges.get(key)
         if ev is None:
-            self.edges[key] = [text, list(evidence[:MAX_EVIDENCE]), cond]
+            self.edges[key] = [text, list(evidence[:MAX_EVIDENCE]), cond, slot]
         else:
             for s in evidence:
                 if s not in ev[1] and len(ev[1]) < MAX_EVIDENCE:
@@ -392,10 +393,11 @@ class Resolver:
         vals = self.slots.values.get(slot)
         if not vals:
             return 0
+        name = slot_name(slot)
         for target, ev in vals.items():
             last = ev[-1][0]
             kind = "ops" if last == "ops" else "assign"
-            self.add_edge(fid, target, kind, path, line, text, ev, cond)
+            self.add_edge(fid, target, kind, path, line, text, ev, cond, name)
         return len(vals)
 
     def _site_unresolved(self, reason: str, path: str, line: int, text: str) -> None:
@@ -454,6 +456,7 @@ class Resolver:
                 st["call_sites"] += 1
                 callee = c.callee
                 if c.wrapper:
+                    pslot = self.slot_of(callee, fi, c.caller, fid)
                     for cand in c.candidates:
                         target = p.function_for(fi, cand)
                         if target is None:
@@ -461,7 +464,7 @@ class Resolver:
                             self.externals.add(cand)
                         self.add_edge(fid, target, "indirect_candidate", path, c.line, c.text,
                                       [("candidate", f"{c.wrapper}({c.text}, ..., {cand}, ...)", path, c.line, c.cond)],
-                                      c.cond)
+                                      c.cond, slot_name(pslot) if pslot else "")
                 if callee[0] == "v" and not c.wrapper:
                     self._named_site(fi, fid, c, path)
                 else:
@@ -605,8 +608,8 @@ class Resolver:
         for name in sorted(self.externals - set(p.funcs)):
             nodes.append((name, name, None, 0, "x"))
         edges = []
-        for (src, dst, kind, path, line), (text, ev, cond) in sorted(self.edges.items()):
-            edges.append((src, dst, kind, path, line, text, tuple(tuple(s) for s in ev), cond))
+        for (src, dst, kind, path, line), (text, ev, cond, slot) in sorted(self.edges.items()):
+            edges.append((src, dst, kind, path, line, text, tuple(tuple(s) for s in ev), cond, slot))
         aliases: dict[str, list[str]] = defaultdict(list)
         prefixes = kdata.syscall_prefixes()
         for fid, info in p.funcs.items():
@@ -635,6 +638,21 @@ class Resolver:
         return LinkedGraph(nodes, edges, {k: sorted(set(v)) for k, v in sorted(aliases.items())}, st, {})
 
 
+def slot_name(slot: tuple | None) -> str:
+    """'proto_ops.sendmsg' for a field slot; 'P:fn#2', 'L:fn:var', 'G:var' for the others."""
+    if not slot:
+        return ""
+    if slot[0] == "F":
+        return f"{slot[1]}.{slot[2]}"
+    if slot[0] == "F?":
+        return f"?.{slot[1]}"
+    if slot[0] == "P":
+        return f"P:{slot[1]}#{slot[2]}"
+    if slot[0] == "L":
+        return f"L:{slot[1]}:{slot[2]}"
+    return f"G:{slot[1]}"
+
+
 def _leaves(e: Expr | None) -> list[Expr]:
     """The alternatives a value expression may evaluate to (through ?:, casts and parentheses)."""
     if e is None:
@@ -661,4 +679,8 @@ def build(prog: Program) -> LinkedGraph:
     r.build_flows()
     r.slots.propagate()
     r.resolve_sites()
-    return r.graph()
+    g = r.graph()
+    from .refstack.tables import build_model
+
+    g.model.update(build_model(prog, r))
+    return g

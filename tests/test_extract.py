@@ -184,10 +184,10 @@ static int unix_create(struct socket *sock)
 	return 0;
 }
 """)
-    got = [(a.lhs, a.rhs, a.case) for a in ff.assigns]
+    got = [(a.lhs, a.rhs, a.guard) for a in ff.assigns]
     assert (("f", ("f", ("v", "rt"), "dst"), "output"), ("v", "ip_output"), None) in got
-    assert (("f", ("v", "sock"), "ops"), ("a", ("v", "unix_stream_ops")), ("sock->type", "SOCK_STREAM")) in got
-    assert (("f", ("v", "sock"), "ops"), ("a", ("v", "unix_dgram_ops")), ("sock->type", "SOCK_DGRAM")) in got
+    assert (("f", ("v", "sock"), "ops"), ("a", ("v", "unix_stream_ops")), ("case", "sock->type", ("SOCK_STREAM",))) in got
+    assert (("f", ("v", "sock"), "ops"), ("a", ("v", "unix_dgram_ops")), ("case", "sock->type", ("SOCK_DGRAM",))) in got
     assert (("f", ("v", "sk"), "sk_prot"), ("f", ("v", "sk"), "sk_prot_creator"), None) in got
     assert (("f", ("v", "sock"), "ops"), ("f", ("v", "answer"), "ops"), None) in got
     assert (("v", "getfrag"), ("?", ("v", "udplite_getfrag"), ("v", "ip_generic_getfrag")), None) in got
@@ -253,3 +253,36 @@ static int __sock_create(struct net *net, int family)
     assert {("net", "s:net"), ("family", "p"), ("pf", "s:net_proto_family"), ("sock", "s:socket"),
             ("res", "s:socket")} <= locs
     assert (("v", "pf"), ("i", ("v", "net_families"))) in {(a.lhs, a.rhs) for a in ff.assigns}
+
+
+def test_guards_fall_through_and_if_branches(facts_of):
+    ff = facts_of("""
+static int unix_create(struct net *net, struct socket *sock, int protocol, int kern)
+{
+	switch (sock->type) {
+	case SOCK_STREAM:
+		sock->ops = &unix_stream_ops;
+		break;
+	case SOCK_RAW:
+		sock->type = SOCK_DGRAM;
+		fallthrough;
+	case SOCK_DGRAM:
+		sock->ops = &unix_dgram_ops;
+		break;
+	}
+	if (sock->type == SOCK_PACKET)
+		sock->ops = &packet_ops_spkt;
+	if (type == SOCK_STREAM)
+		sk = sk_alloc(net, PF_UNIX, GFP_KERNEL, &unix_stream_proto, kern);
+	else
+		sk = sk_alloc(net, PF_UNIX, GFP_KERNEL, &unix_dgram_proto, kern);
+	return 0;
+}
+""")
+    guards = {a.rhs[1][1]: a.guard for a in ff.assigns if a.rhs[0] == "a"}
+    assert guards["unix_stream_ops"] == ("case", "sock->type", ("SOCK_STREAM",))
+    assert guards["unix_dgram_ops"] == ("case", "sock->type", ("SOCK_RAW", "SOCK_DGRAM"))
+    assert guards["packet_ops_spkt"] == ("if", "sock->type == SOCK_PACKET", True)
+    allocs = [(c.args.split(",")[3].strip(), c.guard) for c in ff.calls if c.callee == ("v", "sk_alloc")]
+    assert allocs == [("&unix_stream_proto", ("if", "type == SOCK_STREAM", True)),
+                      ("&unix_dgram_proto", ("if", "type == SOCK_STREAM", False))]

@@ -1,0 +1,152 @@
+"""Replay: walk a path hop by hop against the state a socket configuration binds.
+
+In: a ``CallGraph``, its ``Model``, a path (node ids, and for each hop the edges that realise it),
+and a ``Config``. Out: a ``Replay`` — per hop a verdict:
+ * ``direct``       — a plain call (or a system call entry): nothing to check;
+ * ``confirmed``    — the state binds the pointer to this function (with how: the table, the
+                      assignment), or the caller passes this very function as the parameter the
+                      callee calls (``param``);
+ * ``contradicted`` — the state binds the pointer to something else (and to what);
+ * ``unmodelled``   — no rule maps the pointer to model state.
+A path *resolves* when nothing is contradicted and every indirect hop is confirmed.
+
+``search`` finds paths for one configuration: the hops its state contradicts are removed from the
+graph before the k-best search, and only paths that resolve are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import query
+from ..graph import CallGraph, Edge
+from .model import Config, Model
+
+DIRECT = ("direct", "syscall")
+
+
+@dataclass
+class HopVerdict:
+    verdict: str  # direct | confirmed | contradicted | unmodelled | missing
+    state: str = ""
+    slot: str = ""
+
+
+@dataclass
+class Replay:
+    socket: str
+    hops: list[HopVerdict] = field(default_factory=list)
+
+    @property
+    def resolves(self) -> bool:
+        return all(h.verdict in ("direct", "confirmed") for h in self.hops)
+
+    @property
+    def broken(self) -> int | None:
+        """Index (into hops) of the first hop that is contradicted or missing."""
+        for i, h in enumerate(self.hops):
+            if h.verdict in ("contradicted", "missing"):
+                return i
+        return None
+
+    def doc(self) -> dict:
+        return {"socket": self.socket, "resolves": self.resolves,
+                "hops": [{"verdict": h.verdict, "state": h.state or None, **({"slot": h.slot} if h.slot else {})}
+                         for h in self.hops]}
+
+
+def judge(model: Model, config: Config, edges: list[Edge], callee: str, before: str | None = None) -> HopVerdict:
+    """The verdict for one hop, given the edges between its two functions (and the function the
+    path came from before the caller, for a call through a parameter)."""
+    if not edges:
+        return HopVerdict("missing", "no call between these functions in this kernel")
+    if any(e.kind in DIRECT for e in edges):
+        return HopVerdict("direct")
+    for e in edges:
+        if e.kind == "param" and not e.through_param:
+            return HopVerdict("confirmed", e.evidence[0][1] if e.evidence else "passed as an argument", "")
+    if before is not None and any(e.through_param for e in edges):
+        # NF_HOOK -> okfn: confirmed when the path's previous caller passes this very function
+        passed = [e for e in model.cg.edges_between(before, callee) if e.kind == "param" and not e.through_param]
+        if passed:
+            return HopVerdict("confirmed", f"the parameter holds {model.cg.name(callee)}: "
+                                           f"{model.cg.name(before)} {passed[0].evidence[0][1]}", "")
+    st = model.state(config)
+    slotted = [e for e in edges if e.slot and "." in e.slot and not e.slot.startswith("?.") and not e.through_param]
+    verdicts = []
+    for e in slotted:
+        b = model.binding(st, e.slot)
+        if b is None:
+            continue
+        how = model.describe(b, st)
+        verdicts.append(HopVerdict("confirmed" if callee in b.functions else "contradicted", how, e.slot))
+    for v in verdicts:
+        if v.verdict == "confirmed":
+            return v
+    if verdicts:
+        return verdicts[0]
+    slot = next((e.slot for e in edges if e.slot), "")
+    kinds = ", ".join(sorted({e.kind for e in edges}))
+    return HopVerdict("unmodelled", f"no rule for {slot or 'this pointer'} ({kinds})", slot)
+
+
+def replay(cg: CallGraph, model: Model, nodes: list[str], config: Config,
+           hops: list[list[Edge]] | None = None) -> Replay:
+    r = Replay(str(config))
+    for i, (a, b) in enumerate(zip(nodes, nodes[1:])):
+        edges = hops[i] if hops is not None else cg.edges_between(a, b)
+        r.hops.append(judge(model, config, edges, b, nodes[i - 1] if i > 0 else None))
+    return r
+
+
+def realising(cg: CallGraph, model: Model, path: query.Path, configs: list[Config] | None = None) -> list[Config]:
+    """The configurations for which path resolves."""
+    return [c for c in (configs or model.configs()) if replay(cg, model, path.nodes, c, path.hops).resolves]
+
+
+def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within=None) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Caller/callee pairs all of whose (usable) edges the configuration's state contradicts
+    (only among the pairs of the graph ``within``, when given)."""
+    st = model.state(config)
+    bindings: dict[str, object] = {}
+    out: set[tuple[str, str]] = set()
+    pairs = ((a, b, cg.out[a][b]) for a, b in within.edges) if within is not None else \
+        ((a, b, es) for a, targets in cg.out.items() for b, es in targets.items())
+    for a, b, edges in pairs:
+        usable = [e for e in edges if not e.through_param]
+        if not usable or any(e.kind in DIRECT or e.kind == "param" or not e.slot for e in usable):
+            continue
+        dead = True
+        for e in usable:
+            if e.slot not in bindings:
+                bindings[e.slot] = model.binding(st, e.slot)
+            bnd = bindings[e.slot]
+            if bnd is None or b in bnd.functions:  # type: ignore[attr-defined]
+                dead = False
+                break
+        if dead:
+            out.add((a, b))
+    return out
+
+
+def search(cg: CallGraph, model: Model, config: Config, src: str, dst: str, k: int = 5, via: list[str] | None = None,
+           avoid: list[str] | None = None, max_depth: int = query.DEFAULT_MAX_DEPTH,
+           graph=None) -> list[tuple[query.Path, Replay]]:  # type: ignore[no-untyped-def]
+    """The k best paths a socket of this configuration can take, each with its replay (searched in
+    graph, by default the whole weighted graph)."""
+    removed = contradicted_pairs(cg, model, config, graph)
+    found: list[tuple[query.Path, Replay]] = []
+    want = k
+    for factor in (2, 6):
+        paths = query.find_paths(cg, src, dst, k=want * factor, via=via, avoid=avoid, max_depth=max_depth,
+                                 removed=removed, graph=graph)
+        found = []
+        for p in paths:
+            r = replay(cg, model, p.nodes, config, p.hops)
+            if r.resolves:
+                found.append((p, r))
+                if len(found) >= k:
+                    return found
+        if len(paths) < want * factor:
+            break
+    return found
