@@ -1,0 +1,142 @@
+"""The reference stack on fixtures/minikernel: configurations read from its tables, replay verdicts,
+socket-aware search, the sockets and replay commands."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES
+from ksrcgraph.errors import UsageError
+from ksrcgraph.refstack import replay as R
+from ksrcgraph.refstack.model import Config, Model, guard_holds
+from ksrcgraph.refstack.paths import socket_paths
+
+MINI = str(FIXTURES / "minikernel")
+
+
+@pytest.fixture(scope="module")
+def model(minikernel):
+    return Model(minikernel)
+
+
+def test_configurations_come_from_the_tables(model):
+    rows = {str(c): (model.state(c).ops, model.state(c).prot) for c in model.configs()}
+    assert rows == {
+        "inet:stream:tcp": (["inet_stream_ops"], ["tcp_prot"]),
+        "inet:dgram:udp": (["inet_dgram_ops"], ["udp_prot"]),
+        "inet:dgram:icmp": (["net/ipv4/af_inet.c::inet_sockraw_ops"], ["ping_prot"]),
+        "inet:raw": (["net/ipv4/af_inet.c::inet_sockraw_ops"], ["raw_prot"]),
+        "packet:packet": (["net/packet/af_packet.c::packet_ops_spkt"], ["net/packet/af_packet.c::packet_proto"]),
+        "packet:dgram": (["net/packet/af_packet.c::packet_ops"], ["net/packet/af_packet.c::packet_proto"]),
+        "packet:raw": (["net/packet/af_packet.c::packet_ops"], ["net/packet/af_packet.c::packet_proto"]),
+        "unix:stream": (["net/unix/af_unix.c::unix_stream_ops"], ["net/unix/af_unix.c::unix_proto"]),
+        "unix:dgram": (["net/unix/af_unix.c::unix_dgram_ops"], ["net/unix/af_unix.c::unix_proto"]),
+    }
+    udp = model.state(Config("inet", "dgram", "udp"))
+    assert (udp.entry, udp.protocol_tables, udp.ptype_tables) == (
+        "net/ipv4/af_inet.c::inetsw_array[1]", ["net/ipv4/af_inet.c::udp_protocol"],
+        ["net/ipv4/af_inet.c::ip_packet_type"])
+
+
+def test_wildcard_and_refusals(model):
+    # inet_create's rules: an omitted protocol takes the first entry of the type...
+    assert model.state(Config("inet", "dgram")).prot == ["udp_prot"]
+    # ... a raw socket takes the wildcard entry with any protocol
+    assert model.state(Config("inet", "raw", "udp")).prot == ["raw_prot"]
+    assert "no inet entry for type stream and protocol udp" in model.state(Config("inet", "stream", "udp")).problem
+    assert model.state(Config("packet", "stream")).problem.startswith("packet refuses type stream: sock->type != SOCK_DGRAM")
+    with pytest.raises(UsageError, match="unknown socket family 'bluetooth'"):
+        model.parse("bluetooth:raw")
+    with pytest.raises(UsageError, match="cannot be created"):
+        model.parse("unix:seqpacket")
+
+
+@pytest.mark.parametrize("guard, sock_type, holds", [
+    (None, "dgram", True),
+    (("case", "sock->type", ("SOCK_STREAM",)), "stream", True),
+    (("case", "sock->type", ("SOCK_STREAM",)), "dgram", False),
+    (("case", "sock->type", ("SOCK_RAW", "SOCK_DGRAM")), "raw", True),
+    (("case", "protocol", ("IPPROTO_UDP",)), "dgram", None),
+    (("if", "sock->type == SOCK_PACKET", True), "packet", True),
+    (("if", "sock->type == SOCK_PACKET", False), "packet", False),
+    (("if", "type != SOCK_DGRAM && type != SOCK_RAW", True), "stream", True),
+    (("if", "type != SOCK_DGRAM && type != SOCK_RAW", True), "raw", False),
+    (("if", "sk->sk_type == SOCK_STREAM || flags", True), "dgram", None),
+    (("if", "kern", True), "dgram", None),
+])
+def test_guards(guard, sock_type, holds):
+    assert guard_holds(guard, sock_type) is holds
+
+
+def test_search_keeps_only_what_the_socket_takes(minikernel, model):
+    cg = minikernel
+    s, t = cg.lookup("sendto"), cg.lookup("dev_queue_xmit")
+    for conf, must in [("inet:dgram:udp", "udp_sendmsg"), ("inet:stream:tcp", "tcp_sendmsg"),
+                       ("inet:dgram:icmp", "ping_v4_sendmsg"), ("inet:raw", "raw_sendmsg"),
+                       ("packet:raw", "packet_sendmsg"), ("packet:packet", "packet_sendmsg_spkt")]:
+        found = R.search(cg, model, model.parse(conf), s, t, k=3)
+        assert found, conf
+        for p, r in found:
+            names = [cg.name(n) for n in p.nodes]
+            assert must in names and r.resolves, (conf, names)
+    assert R.search(cg, model, model.parse("unix:stream"), s, t, k=3) == []
+
+
+def test_grouped_by_configuration(minikernel):
+    cg = minikernel
+    res = socket_paths(cg, cg.lookup("sendto"), cg.lookup("dev_queue_xmit"), k=3)
+    groups = {label: [[cg.name(n) for n in res.paths[i].nodes] for i in idxs] for label, idxs in res.groups()}
+    assert {"inet:dgram:udp", "inet:stream:tcp", "inet:dgram:icmp", "inet:raw", "packet:packet"} <= \
+        {c.strip() for label in groups for c in label.split(",") if label}
+    assert any("packet:dgram" in label and "packet:raw" in label for label in groups)
+    for label, idxs in res.groups():
+        for i in idxs:
+            assert res.replays[i].resolves == bool(label)
+
+
+def run(*args, rc=None):
+    r = subprocess.run([sys.executable, "-m", "ksrcgraph", *args], capture_output=True, text=True,
+                       env={**os.environ, "KSRCGRAPH_NO_PROGRESS": "1"}, timeout=300)
+    assert "Traceback" not in r.stderr
+    if rc is not None:
+        assert r.returncode == rc, (r.stdout, r.stderr)
+    return r
+
+
+def test_path_socket_json_carries_replay():
+    doc = json.loads(run("path", "sendto", "dev_queue_xmit", "--source", MINI, "--socket", "inet:dgram:udp",
+                         "--format", "json", rc=0).stdout)
+    p = doc["paths"][0]
+    assert p["replay"]["socket"] == "inet:dgram:udp" and p["replay"]["resolves"] is True
+    verdicts = [h["verdict"] for h in p["replay"]["hops"]]
+    assert len(verdicts) == len(p["hops"]) - 1
+    assert set(verdicts) == {"direct", "confirmed"}
+    inet = next(i for i, h in enumerate(p["hops"]) if h["function"] == "inet_sendmsg")
+    assert p["replay"]["hops"][inet - 1]["state"] == "sock->ops = inet_dgram_ops (net/ipv4/af_inet.c:73): .sendmsg = inet_sendmsg"
+
+
+def test_sockets_command():
+    out = run("sockets", "--source", MINI, rc=0).stdout.splitlines()
+    assert out[0].split() == ["socket", "create", "proto_ops", "proto"]
+    assert out[2].split() == ["inet:dgram:udp", "inet_create", "inet_dgram_ops", "udp_prot"]
+    assert "unix:stream" in out[-2]
+
+
+def test_replay_command_and_broken_hop(tmp_path):
+    saved = tmp_path / "p.json"
+    saved.write_text(run("path", "sendto", "dev_queue_xmit", "--source", MINI, "--socket", "inet:dgram:udp", "-k", "1",
+                         "--format", "json", rc=0).stdout)
+    ok = run("replay", str(saved), rc=0)
+    assert "socket inet:dgram:udp: resolves" in ok.stdout
+    wrong = run("replay", str(saved), "--socket", "inet:stream:tcp", rc=3)
+    assert "breaks at hop 5: inet_sendmsg → udp_sendmsg: sk->sk_prot = tcp_prot" in wrong.stdout
+    doc = json.loads(saved.read_text())
+    doc["paths"][0]["hops"][6]["function"] = "udp_send_skb_renamed"
+    doc["paths"][0]["hops"][6]["id"] = "udp_send_skb_renamed"
+    saved.write_text(json.dumps(doc))
+    broken = json.loads(run("replay", str(saved), "--format", "json", rc=3).stdout)
+    assert broken["paths"][0]["breaks_at"] == {"hop": 6, "from": "udp_sendmsg", "to": "udp_send_skb_renamed",
+                                               "why": "udp_send_skb_renamed is not defined in this kernel's scope"}
