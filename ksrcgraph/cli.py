@@ -102,10 +102,10 @@ def _default_kernel(quiet: bool) -> tuple[str | None, str | None]:
         if not quiet:
             print(f"Note: no --kernel given; using kernel {v} ({have[-1][1]})", file=sys.stderr)
         return v, None
-    fixture = Path(__file__).parent / "fixture_tree"
-    if fixture.is_dir():
-        print(f"Note: no kernel sources found locally; running on the bundled fixture {fixture} "
-              "(install linux-source-6.1 or pass --source)", file=sys.stderr)
+    fixture = sources.bundled_fixture()
+    if fixture is not None:
+        print(f"Note: no kernel sources found locally; running on ksrcgraph's bundled example tree {fixture} "
+              "(install Debian's linux-source-6.1 and pass --kernel 6.1, or pass --source PATH)", file=sys.stderr)
         return None, str(fixture)
     raise UsageError("no kernel given and none found locally",
                      "pass --kernel VERSION (with Debian's linux-source-VERSION installed) or --source PATH")

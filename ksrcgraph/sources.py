@@ -29,7 +29,12 @@ from . import paths
 from .errors import ArchiveError, SourceError, UsageError
 
 DEFAULT_SCOPE = ("net", "include")
-SYSTEM_SRC_DIRS = (Path("/usr/src"),)
+def system_src_dirs() -> tuple[Path, ...]:
+    """Where distribution kernel tarballs live (Debian: /usr/src); $KSRCGRAPH_SRC_DIRS overrides."""
+    env = os.environ.get("KSRCGRAPH_SRC_DIRS")
+    if env is not None:
+        return tuple(Path(p) for p in env.split(":") if p)
+    return (Path("/usr/src"),)
 TARBALL_SUFFIXES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2")
 SOURCE_SUFFIXES = (".c", ".h")
 MAX_MEMBER_BYTES = 64 << 20
@@ -88,7 +93,7 @@ def is_tarball(p: Path) -> bool:
 
 
 def system_tarball(version: str) -> Path | None:
-    for d in SYSTEM_SRC_DIRS:
+    for d in system_src_dirs():
         for suffix in (".tar.xz", ".tar.gz", ".tar.bz2", ".tar"):
             p = d / f"linux-source-{version}{suffix}"
             if p.is_file():
@@ -104,7 +109,7 @@ def available_versions() -> list[tuple[str, str]]:
         for d in sorted(tdir.iterdir()):
             if d.is_dir() and _VERSION_RE.match(d.name) and any(d.glob(".done-*")):
                 out.setdefault(d.name, f"cache {d}")
-    for sd in SYSTEM_SRC_DIRS:
+    for sd in system_src_dirs():
         if sd.is_dir():
             for p in sorted(sd.glob("linux-source-*.tar*")):
                 m = re.match(r"linux-source-(.+?)\.tar", p.name)
@@ -145,7 +150,7 @@ def open_tree(kernel: str | None, source: str | None, scope: tuple[str, ...],
         raise SourceError(
             f"no sources for kernel {kernel} (looked in {paths.trees_dir()} and /usr/src)",
             f"install Debian's linux-source-{kernel} (apt-get install linux-source-{kernel}) or pass --source PATH; "
-            f"available: {have}",
+            f"available here: {have}",
         )
     root = _extract_scopes(tb, cached, scope, progress)
     return SourceTree(root, kernel, scope, f"tarball {tb}", True)
@@ -339,3 +344,12 @@ def list_files(tree: SourceTree) -> list[tuple[str, str, int, int]]:
                 out.append((os.path.relpath(ap, root), ap, st.st_size, st.st_mtime_ns))
     out.sort()
     return out
+
+
+def bundled_fixture() -> Path | None:
+    """The kernel-shaped fixture shipped with ksrcgraph (fixtures/minikernel)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "minikernel", here.parent / "fixtures" / "minikernel"):
+        if (cand / "net").is_dir() and (cand / "include").is_dir():
+            return cand
+    return None

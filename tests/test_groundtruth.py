@@ -3,6 +3,7 @@ socket configurations, records the caller→callee edges it executes; every one 
 ksrcgraph's graph of the same sources (a self-check that depends on nobody's reading of C)."""
 
 import pytest
+
 from groundtruth import have_gcc, run_minikernel
 
 CONFIGS = ["inet:dgram:udp", "inet:stream:tcp", "inet:dgram:icmp", "inet:raw:udp", "unix:stream", "unix:dgram",

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from ksrcgraph import query
+
+from conftest import ROOT
 
 SHARED = Path(os.environ.get("KSRCGRAPH_SHARED", ROOT.parent / "shared"))
 REF = SHARED / "reference_paths.json"

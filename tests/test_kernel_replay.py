@@ -9,6 +9,7 @@ import pytest
 
 from ksrcgraph.refstack.model import Model
 from ksrcgraph.refstack.paths import socket_paths
+
 from test_kernel_chains import CHAINS, KERNELS, REF, contains_in_order
 
 pytestmark = pytest.mark.kernel

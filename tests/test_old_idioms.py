@@ -3,9 +3,10 @@ sys_socketcall's switch, GNU initializers, sk->prot, net_families[family]->creat
 (SYSCALL_DEFINE entries calling each other by their sys_ names, COMPAT_SYSCALL_DEFINE)."""
 
 import pytest
-from conftest import FIXTURES, edges_between, kinds_between
 
 from ksrcgraph import api, query
+
+from conftest import FIXTURES, edges_between, kinds_between
 
 
 @pytest.fixture(scope="module")

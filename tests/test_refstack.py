@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES
 from ksrcgraph.errors import UsageError
 from ksrcgraph.refstack import replay as R
 from ksrcgraph.refstack.model import Config, Model, guard_holds
 from ksrcgraph.refstack.paths import socket_paths
+
+from conftest import FIXTURES
 
 MINI = str(FIXTURES / "minikernel")
 
@@ -140,3 +141,30 @@ def test_replay_command_and_broken_hop(tmp_path):
     broken = json.loads(run("replay", str(saved), "--format", "json", rc=3).stdout)
     assert broken["paths"][0]["breaks_at"] == {"hop": 6, "from": "udp_sendmsg", "to": "udp_send_skb_renamed",
                                                "why": "udp_send_skb_renamed is not defined in this kernel's scope"}
+
+
+def test_offline_default_runs_on_the_bundled_tree(tmp_path):
+    env = {**os.environ, "KSRCGRAPH_NO_PROGRESS": "1", "KSRCGRAPH_SRC_DIRS": str(tmp_path / "none"),
+           "KSRCGRAPH_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "ksrcgraph", "path", "sendto", "dev_queue_xmit"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("Note: no kernel sources found locally; running on ksrcgraph's bundled example tree")
+    assert "== realised by inet:dgram:udp" in r.stdout and "udp_sendmsg" in r.stdout
+
+
+def test_default_is_the_newest_local_kernel(tmp_path):
+    cache = tmp_path / "cache"
+    for v in ("5.10", "6.9", "6.10"):
+        d = cache / "trees" / v
+        (d / "net").mkdir(parents=True)
+        (d / "include").mkdir()
+        (d / "net" / "x.c").write_text(f"int only_in_{v.replace('.', '_')}(void) {{ return 0; }}\n")
+        (d / ".done-net").write_text("")
+        (d / ".done-include").write_text("")
+    env = {**os.environ, "KSRCGRAPH_NO_PROGRESS": "1", "KSRCGRAPH_SRC_DIRS": str(tmp_path / "none"),
+           "KSRCGRAPH_CACHE_DIR": str(cache)}
+    r = subprocess.run([sys.executable, "-m", "ksrcgraph", "callers", "only_in_6_10"], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "using kernel 6.10" in r.stderr

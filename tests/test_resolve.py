@@ -1,6 +1,7 @@
 """link + resolve: how each indirect idiom becomes edges, with evidence (inline multi-file programs)."""
 
 import pytest
+
 from conftest import edges_between, kinds_between
 
 NET_H = """

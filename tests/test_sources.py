@@ -4,10 +4,11 @@ import io
 import tarfile
 
 import pytest
-from conftest import FIXTURES
 
 from ksrcgraph import sources
 from ksrcgraph.errors import ArchiveError, SourceError
+
+from conftest import FIXTURES
 
 
 def make_tar(path, members, prefix="linux-9.9/"):

@@ -2,10 +2,10 @@
 
 import shutil
 
-from conftest import FIXTURES
-
 from ksrcgraph import api, index, sources
 from ksrcgraph.store import Store
+
+from conftest import FIXTURES
 
 
 def copy_tree(tmp_path):

@@ -128,7 +128,7 @@ class Model:
     @cached_property
     def families(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
-        for name, registers, tables, _key, _caller, file, line in self.registrations:
+        for _name, registers, tables, _key, _caller, file, line in self.registrations:
             if registers != "net_proto_family":
                 continue
             for t in tables:

@@ -18,7 +18,6 @@ from ..graph import CallGraph
 from . import replay as R
 from .model import Config, Model
 
-
 # Per-configuration searches look at paths costing at most the best path over all sockets plus this
 # (a hop costs 1; a pointer with 2^n targets adds n): a TCP send path may be ~10 longer than UDP's.
 MARGIN = 24.0
