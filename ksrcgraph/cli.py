@@ -400,6 +400,190 @@ def replay_cmd(
         raise typer.Exit(3)
 
 
+class DiffFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _open_spec(spec: str, scope: str | None, quiet: bool, jobs: int | None):  # type: ignore[no-untyped-def]
+    """A version (6.1), a directory or tarball, or repo@tag."""
+    from . import sources
+
+    kernel, source = sources.parse_spec(spec)
+    return _open(kernel, source, scope, quiet, jobs)
+
+
+@app.command()
+def diff(
+    src: Annotated[str | None, typer.Argument(metavar="FROM", help="Start of the path (not with --graph).")] = None,
+    dst: Annotated[str | None, typer.Argument(metavar="TO", help="End of the path (not with --graph).")] = None,
+    from_: Annotated[str, typer.Option("--from", help="Old version: 6.1, a directory, a tarball, or repo@tag.")] = ...,
+    to: Annotated[str, typer.Option("--to", help="New version, same forms.")] = ...,
+    socket: Annotated[str | None, typer.Option("--socket", help="Compare the paths this socket takes "
+                                               "(e.g. inet:dgram:udp).")] = None,
+    via: Annotated[list[str] | None, typer.Option("--via", help="Function the path must pass through.")] = None,
+    avoid: Annotated[list[str] | None, typer.Option("--avoid", help="Function the path must not pass through.")] = None,
+    graph_: Annotated[bool, typer.Option("--graph", help="Summarise whole-graph changes instead of one path.")] = False,
+    scope: ScopeOpt = None,
+    max_depth: Annotated[int, typer.Option("--max-depth", min=1, max=200, help="Longest path, in calls.")] = 40,
+    fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format (markdown for a pull-request "
+                                            "comment).")] = DiffFormat.text,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """How the best path FROM -> TO changed between two kernels, hop by hop: hops added, removed,
+    renamed, moved (e.g. to a header inline), resolution, #if condition or signature changed.
+    Exit status: 0 when nothing changed, 3 when the path changed, 1 on error.
+
+    Example: ksrcgraph diff sendto dev_queue_xmit --from 6.1 --to 6.12 --socket inet:dgram:udp
+    """
+    import json
+
+    from . import diff as D
+    from . import report
+
+    if not graph_ and (src is None or dst is None):
+        raise UsageError("diff needs FROM and TO functions (or --graph)",
+                         "e.g. ksrcgraph diff sendto dev_queue_xmit --from 6.1 --to 6.12")
+    a = _open_spec(from_, scope, quiet, jobs)
+    b = _open_spec(to, scope, quiet, jobs)
+    if graph_:
+        g = D.graph_diff(a, b)
+        if fmt == DiffFormat.json:
+            _write(json.dumps({"schema_version": report.SCHEMA_VERSION, "from": report.kernel_doc(a),
+                               "to": report.kernel_doc(b), "changed": D.graph_changed(g), **g}, indent=2) + "\n")
+        else:
+            _write(report.graph_diff_text(a, b, g, markdown=fmt == DiffFormat.markdown))
+        if D.graph_changed(g):
+            raise typer.Exit(3)
+        return
+    q = {"from": src, "to": dst, "socket": socket, "via": via or [], "avoid": avoid or [], "max_depth": max_depth}
+    d = D.diff_paths(a, b, src, dst, socket, via, avoid, max_depth)  # type: ignore[arg-type]
+    if fmt == DiffFormat.json:
+        _write(report.diff_json(d, q))
+    elif fmt == DiffFormat.markdown:
+        _write(report.diff_markdown(d, q))
+    else:
+        _write(report.diff_text(d, q))
+    if d.changed:
+        raise typer.Exit(3)
+
+
+@app.command("sources")
+def sources_cmd(fmt: FormatOpt = Format.text) -> None:
+    """Kernel sources available on this machine (the cache, /usr/src, downloads) and what is indexed.
+
+    Example: ksrcgraph sources
+    """
+    import json
+
+    from . import paths, sources
+    from .store import Store
+
+    avail = [{"version": v, "where": w} for v, w in sources.available_versions()]
+    with Store() as st:
+        indexed = [{k: m[k] for k in ("label", "version", "scope", "root")} for m in st.manifests()]
+    if fmt == Format.json:
+        _write(json.dumps({"cache": str(paths.cache_dir()), "available": avail, "indexed": indexed}, indent=2) + "\n")
+        return
+    lines = [f"cache: {paths.cache_dir()}", "available:"]
+    lines += [f"  {a['version']:<10} {a['where']}" for a in avail] or ["  (none: apt-get install linux-source-6.1, "
+                                                                      "or ksrcgraph fetch VERSION)"]
+    lines.append("indexed:")
+    lines += [f"  {m['label']:<10} {m['version'] or '':<10} {m['scope']:<20} {m['root']}" for m in indexed] or ["  (none)"]
+    _write("\n".join(lines) + "\n")
+
+
+@app.command()
+def fetch(
+    version_: Annotated[str, typer.Argument(metavar="VERSION", help="Kernel version, e.g. 6.12.")],
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Prepare a kernel version ahead of time: find (or download) its sources, extract the scope,
+    index and link it, so that later queries start warm.
+
+    Example: ksrcgraph fetch 6.12 --scope net,include,fs
+    """
+    cg = _open(version_, source, scope, quiet, jobs)
+    st = cg.lg.stats
+    print(f"kernel {cg.meta.get('label')} ({cg.meta.get('version') or '?'}) ready: {st.get('files')} files, "
+          f"{st.get('functions')} functions, {st.get('edges')} edges")
+
+
+cache_app = typer.Typer(help="Inspect or trim the cache.", no_args_is_help=True, add_completion=False,
+                        rich_markup_mode=None)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def cache_info(fmt: FormatOpt = Format.text) -> None:
+    """What the cache holds: facts per distinct file content, manifests per tree, linked graphs.
+
+    Example: ksrcgraph cache info
+    """
+    import json
+
+    from . import paths
+    from .store import Store
+
+    with Store() as st:
+        info = st.info()
+    info["trees"] = _dir_sizes(paths.trees_dir())
+    info["downloads"] = _dir_sizes(paths.cache_dir() / "downloads")
+    if fmt == Format.json:
+        _write(json.dumps(info, indent=2) + "\n")
+        return
+    lines = [f"cache {paths.cache_dir()}",
+             f"  database {info['path']}: {info['file_bytes'] / 1e6:.1f} MB",
+             f"  facts: {info['blobs']} distinct file contents, {info['blob_bytes'] / 1e6:.1f} MB",
+             f"  linked graphs: {info['graphs']}, {info['graph_bytes'] / 1e6:.1f} MB",
+             f"  manifests: {len(info['manifests'])}"]
+    lines += [f"    {m['label']:<10} {m['version'] or '':<10} {m['scope']:<20} {m['root']}" for m in info["manifests"]]
+    lines.append(f"  extracted trees: {', '.join(f'{k} ({v / 1e6:.0f} MB)' for k, v in info['trees'].items()) or 'none'}")
+    lines.append(f"  downloads: {', '.join(f'{k} ({v / 1e6:.0f} MB)' for k, v in info['downloads'].items()) or 'none'}")
+    _write("\n".join(lines) + "\n")
+
+
+def _dir_sizes(d: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if d.is_dir():
+        for sub in sorted(d.iterdir()):
+            if sub.name.startswith("."):
+                continue
+            out[sub.name] = sum(f.stat().st_size for f in sub.rglob("*") if f.is_file()) if sub.is_dir() \
+                else sub.stat().st_size
+    return out
+
+
+@cache_app.command("prune")
+def cache_prune(
+    all_: Annotated[bool, typer.Option("--all", help="Also delete extracted trees and downloaded tarballs.")] = False,
+) -> None:
+    """Drop what no manifest needs: facts of contents no indexed tree has any more, graphs of
+    old manifests, manifests of trees that are gone. With --all, extracted trees and downloads too.
+
+    Example: ksrcgraph cache prune
+    """
+    import shutil
+
+    from . import paths
+    from .store import Store
+
+    with Store() as st:
+        r = st.prune()
+    print(f"removed {r['manifests']} manifests, {r['blobs']} file facts, {r['graphs']} graphs; "
+          f"database {r['before'] / 1e6:.1f} MB → {r['after'] / 1e6:.1f} MB")
+    if all_:
+        for d in (paths.trees_dir(), paths.cache_dir() / "downloads"):
+            if d.is_dir():
+                shutil.rmtree(d)
+        print(f"removed extracted trees and downloads under {paths.cache_dir()}")
+
+
 @app.command()
 def version() -> None:
     """Print the ksrcgraph version."""

@@ -42,7 +42,7 @@ from .facts import (
 )
 
 # Bump when the facts produced for the same bytes change; part of the cache key with the data digest.
-EXTRACTOR_VERSION = 3
+EXTRACTOR_VERSION = 4
 
 QUERY_FILES = (
     "functions",
@@ -471,9 +471,11 @@ def extract(path: str, raw: bytes) -> FileFacts:
             if mm:
                 definer = mm.group(1).decode()
         idx = len(functions)
+        body = m["function.body"][0]
+        head = " ".join(src[fnode.start_byte : body.start_byte].decode("utf-8", "replace").split())[:300]
         functions.append(
             Function(name, line, fnode.end_point[0] + 1, static, inline, None if ret == "p" else ret,
-                     tuple(params), conds.at(fnode.start_byte), definer)
+                     tuple(params), conds.at(fnode.start_byte), definer, head)
         )
         fstarts.append(fnode.start_byte)
         fends.append(fnode.end_byte)

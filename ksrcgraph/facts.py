@@ -46,6 +46,7 @@ class Function(NamedTuple):
     params: tuple[tuple[str, TypeRef], ...]
     cond: str
     definer: str | None  # "SYSCALL_DEFINE3" when a definer macro made this function
+    signature: str  # the head as written, whitespace collapsed: "int ip_output(struct net *net, ...)"
 
 
 class Call(NamedTuple):

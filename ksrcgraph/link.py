@@ -39,6 +39,7 @@ class Def:
     definer: str | None
     fi: int  # file index
     fn: int  # function index within the file
+    signature: str = ""
 
 
 @dataclass
@@ -109,7 +110,8 @@ class Program:
                 info = self.funcs.get(fid)
                 if info is None:
                     info = self.funcs[fid] = FuncInfo(fid, fn.name)
-                info.defs.append(Def(ff.path, fn.line, fn.end_line, fn.cond, fn.static, fn.inline, fn.definer, fi, j))
+                info.defs.append(Def(ff.path, fn.line, fn.end_line, fn.cond, fn.static, fn.inline, fn.definer, fi, j,
+                                     fn.signature))
                 if info.ret is None and fn.ret:
                     info.ret = fn.ret
                 if not info.params and fn.params:

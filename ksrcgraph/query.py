@@ -22,6 +22,8 @@ from .graph import PENALTY, CallGraph, Edge
 DEFAULT_K = 5
 DEFAULT_MAX_DEPTH = 40
 _MAX_SLACK = 64.0
+_MAX_EXAMINED = 50  # paths examined per path wanted (those over --max-depth are skipped)
+_MAX_NODES = 20000  # stop widening the search region beyond this many functions
 
 
 @dataclass
@@ -62,10 +64,15 @@ def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: froze
     best = ds[t]
     slack = 2.0
     while True:
-        keep = [v for v, d in ds.items() if v in dt and d + dt[v] <= best + slack]
-        sub = view.subgraph(keep)
+        keep = {v for v, d in ds.items() if v in dt and d + dt[v] <= best + slack}
+        # a plain copy: Yen's algorithm on nested networkx views is orders of magnitude slower
+        sub = nx.DiGraph()
+        sub.add_nodes_from(keep)
+        sub.add_weighted_edges_from((u, v, w["weight"]) for u in keep for v, w in view.adj[u].items() if v in keep)
         found: list[tuple[float, list[str]]] = []
+        examined = 0
         for p in nx.shortest_simple_paths(sub, s, t, weight="weight"):
+            examined += 1
             c = _cost(g, p)
             if c > best + slack and len(found) < k and slack < _MAX_SLACK:
                 break  # beyond what this subgraph is guaranteed to hold: widen first
@@ -73,8 +80,10 @@ def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: froze
                 found.append((c, p))
                 if len(found) >= k:
                     break
+            if examined >= _MAX_EXAMINED * k:
+                break  # many paths longer than --max-depth: stop looking
         exact = len(found) >= k and found[-1][0] <= best + slack
-        if exact or slack >= _MAX_SLACK or len(keep) == len(ds):
+        if exact or slack >= _MAX_SLACK or len(keep) == len(ds) or len(keep) > _MAX_NODES:
             found.sort(key=lambda cp: (round(cp[0], 6), len(cp[1]), cp[1]))
             return found[:k]
         slack *= 2

@@ -322,3 +322,99 @@ def graph_text(cg: CallGraph, nodes: set[str] | None) -> str:
         if t[0] in keep and t[1] in keep:
             lines.append(f"{t[0]} -> {t[1]}  [{t[2]}] {t[3]}:{t[4]}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+# -- diff ----------------------------------------------------------------------------------------
+def _kv(cg: CallGraph) -> str:
+    k = cg.meta
+    v = k.get("version")
+    return f"{k.get('label')}" + (f" ({v})" if v and v != k.get("label") else "")
+
+
+def diff_doc(d, query: dict) -> dict:  # type: ignore[no-untyped-def]
+    return {"schema_version": SCHEMA_VERSION, "from": kernel_doc(d.a), "to": kernel_doc(d.b), "query": query,
+            "changed": d.changed, "changes": [c.doc() for c in d.changes],
+            "paths": {"from": path_doc(d.a, 1, d.path_a) if d.path_a else None,
+                      "to": path_doc(d.b, 1, d.path_b) if d.path_b else None},
+            "from_path_on_to": d.a_in_b}
+
+
+def diff_json(d, query: dict) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps(diff_doc(d, query), indent=2) + "\n"
+
+
+def _chain(cg: CallGraph, p) -> str:  # type: ignore[no-untyped-def]
+    return " → ".join(cg.name(n) for n in p.nodes) if p else "(no path)"
+
+
+def diff_text(d, query: dict) -> str:  # type: ignore[no-untyped-def]
+    sock = f", socket {query['socket']}" if query.get("socket") else ""
+    lines = [f"{query['from']} → {query['to']}: {_kv(d.a)} → {_kv(d.b)}{sock}"]
+    lines.append(f"  {_kv(d.a)}: {_chain(d.a, d.path_a)}")
+    lines.append(f"  {_kv(d.b)}: {_chain(d.b, d.path_b)}")
+    if d.a_in_b is not None:
+        r = d.a_in_b
+        if r.get("breaks_at"):
+            b = r["breaks_at"]
+            lines.append(f"  the {_kv(d.a)} path breaks in {_kv(d.b)} at hop {b['hop']}: {b['from']} → {b['to']}: {b['why']}")
+        elif r["resolves"]:
+            lines.append(f"  the {_kv(d.a)} path still exists in {_kv(d.b)} and resolves ({r['socket']})")
+        elif r["resolves"] is None and r["exists"]:
+            lines.append(f"  the {_kv(d.a)} path still exists in {_kv(d.b)}")
+        else:
+            lines.append(f"  the {_kv(d.a)} path exists in {_kv(d.b)} but does not resolve for {r['socket']}")
+    if not d.changes:
+        lines.append("no change")
+    else:
+        lines.append(f"{len(d.changes)} change{'s' if len(d.changes) != 1 else ''}:")
+        w = max(len(c.kind) for c in d.changes)
+        for c in d.changes:
+            lines.append(f"  {c.kind.ljust(w)}  {c.detail}")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def diff_markdown(d, query: dict) -> str:  # type: ignore[no-untyped-def]
+    sock = f" (socket `{query['socket']}`)" if query.get("socket") else ""
+    lines = [f"### `{query['from']}` → `{query['to']}`: {_kv(d.a)} → {_kv(d.b)}{sock}", ""]
+    lines.append(f"- **{_kv(d.a)}**: `{_chain(d.a, d.path_a)}`")
+    lines.append(f"- **{_kv(d.b)}**: `{_chain(d.b, d.path_b)}`")
+    if d.a_in_b is not None and d.a_in_b.get("breaks_at"):
+        b = d.a_in_b["breaks_at"]
+        lines.append(f"- the {_kv(d.a)} path breaks in {_kv(d.b)} at hop {b['hop']}: `{b['from']}` → `{b['to']}` — {_md(b['why'])}")
+    lines.append("")
+    if not d.changes:
+        lines.append("No change.")
+    else:
+        lines.append("| change | function | detail |")
+        lines.append("|---|---|---|")
+        for c in d.changes:
+            lines.append(f"| {c.kind} | `{c.function}` | {_md(c.detail)} |")
+    return "\n".join(lines) + "\n"
+
+
+def graph_diff_text(a: CallGraph, b: CallGraph, g: dict, markdown: bool = False) -> str:
+    f, o = g["functions"], g["ops_entries"]
+    head = f"call graph: {_kv(a)} → {_kv(b)}"
+    rows = [("functions added", f["added"]), ("functions removed", f["removed"]),
+            ("functions moved", [f"{m['id']}: {m['from']} → {m['to']}" for m in f["moved"]]),
+            ("signatures changed", [f"{m['id']}: {m['from']} → {m['to']}" for m in f["signature_changed"]]),
+            ("ops-table entries added", o["added"]), ("ops-table entries removed", o["removed"]),
+            ("ops-table entries changed", o["changed"])]
+    if markdown:
+        lines = [f"### {head}", "", "| what | count | first ones |", "|---|---|---|"]
+        for label, items in rows:
+            lines.append(f"| {label} | {len(items)} | {_md(', '.join(f'`{x}`' for x in items[:5]))} |")
+        return "\n".join(lines) + "\n"
+    lines = [head, f"  functions {g['counts']['functions_a']} → {g['counts']['functions_b']}, "
+                   f"edges {g['counts']['edges_a']} → {g['counts']['edges_b']}"]
+    for label, items in rows:
+        lines.append(f"{label}: {len(items)}")
+        for x in items[:20]:
+            lines.append(f"  {x}")
+        if len(items) > 20:
+            lines.append(f"  ... and {len(items) - 20} more (--format json lists all)")
+    return "\n".join(lines) + "\n"

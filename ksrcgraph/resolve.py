@@ -46,7 +46,7 @@ Step = tuple  # (what, label, file, line, cond): what in "ops", "assign", "arg",
 class LinkedGraph(NamedTuple):
     """Plain data, cached as is. Node flags: "" a function defined in scope, "x" external."""
 
-    nodes: list  # (id, name, file | None, line, flags)
+    nodes: list  # (id, name, file | None, line, flags, signature, cond)
     edges: list  # (src, dst, kind, file, line, text, evidence: tuple[Step, ...], cond, slot)
     aliases: dict  # extra lookup name -> [node ids]
     stats: dict
@@ -604,9 +604,10 @@ class Resolver:
         for fid in sorted(p.funcs):
             info = p.funcs[fid]
             d = info.primary
-            nodes.append((fid, info.name, d.file, d.line, ""))
+            flags = "i" if d.inline else ""
+            nodes.append((fid, info.name, d.file, d.line, flags, d.signature, d.cond))
         for name in sorted(self.externals - set(p.funcs)):
-            nodes.append((name, name, None, 0, "x"))
+            nodes.append((name, name, None, 0, "x", "", ""))
         edges = []
         for (src, dst, kind, path, line), (text, ev, cond, slot) in sorted(self.edges.items()):
             edges.append((src, dst, kind, path, line, text, tuple(tuple(s) for s in ev), cond, slot))

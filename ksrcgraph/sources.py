@@ -40,6 +40,7 @@ SOURCE_SUFFIXES = (".c", ".h")
 MAX_MEMBER_BYTES = 64 << 20
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*(-rc[0-9]+)?$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+/-]*$")
 # top-level names of a kernel tree: a tarball whose first component is one of these has no prefix
 _KERNEL_TOP = frozenset(
     "arch block certs crypto drivers fs include init io_uring ipc kernel lib mm net rust samples scripts "
@@ -74,6 +75,22 @@ def parse_scope(text: str | None) -> tuple[str, ...]:
         if not _SCOPE_RE.match(p) or p in (".", ".."):
             raise UsageError(f"invalid scope directory {p!r}", "give top-level kernel directories, e.g. --scope net,include,fs")
     return tuple(dict.fromkeys(parts))
+
+
+def parse_spec(spec: str) -> tuple[str | None, str | None]:
+    """--from/--to: '6.1' -> (kernel, None); a directory or tarball -> (None, path);
+    'repo@tag' -> (tag, repo)."""
+    if "@" in spec:
+        repo, _, tag = spec.rpartition("@")
+        if repo and Path(repo).expanduser().is_dir():
+            return tag, repo
+    p = Path(spec).expanduser()
+    if p.exists():
+        return None, spec
+    if _VERSION_RE.match(spec):
+        return spec, None
+    raise UsageError(f"{spec!r} is neither a kernel version, a directory, a tarball nor repo@tag",
+                     "use e.g. 6.1, /usr/src/linux-source-6.1.tar.xz, ~/linux or ~/linux@v6.12")
 
 
 def read_version(root: Path) -> str | None:
@@ -125,12 +142,17 @@ def _version_key(v: str) -> tuple:
 def open_tree(kernel: str | None, source: str | None, scope: tuple[str, ...],
               progress: Progress | None = None) -> SourceTree:
     """Resolve --kernel/--source to a directory holding every scope directory."""
-    if kernel is not None and not _VERSION_RE.match(kernel):
+    if kernel is not None and not _VERSION_RE.match(kernel) and not (source and _TAG_RE.match(kernel)):
         raise UsageError(f"invalid kernel version {kernel!r}", "use a version like 6.1 or 6.12")
     if source is not None:
         p = Path(source).expanduser()
         if not p.exists():
             raise SourceError(f"source {source} does not exist", "pass a kernel directory or a linux-*.tar.xz tarball")
+        if p.is_dir() and kernel is not None and is_git_repo(p):
+            gt = git_tag(p, kernel)
+            key = f"git-{gt.commit[:16]}"
+            root = _extract_scopes(gt, paths.trees_dir() / key, scope, progress)
+            return SourceTree(root, kernel, scope, f"git {gt}", True)
         if p.is_dir():
             return _directory_tree(p, scope, label=kernel or str(p))
         if p.is_file() and is_tarball(p):
@@ -144,16 +166,30 @@ def open_tree(kernel: str | None, source: str | None, scope: tuple[str, ...],
     cached = paths.trees_dir() / kernel
     if cached.is_dir() and all((cached / f".done-{s}").exists() for s in scope):
         return SourceTree(cached, kernel, scope, "cache", True)
-    tb = system_tarball(kernel)
+    tb = system_tarball(kernel) or downloaded_tarball(kernel)
     if tb is None:
-        have = ", ".join(v for v, _ in available_versions()) or "none"
-        raise SourceError(
-            f"no sources for kernel {kernel} (looked in {paths.trees_dir()} and /usr/src)",
-            f"install Debian's linux-source-{kernel} (apt-get install linux-source-{kernel}) or pass --source PATH; "
-            f"available here: {have}",
-        )
+        if os.environ.get("KSRCGRAPH_OFFLINE"):
+            have = ", ".join(v for v, _ in available_versions()) or "none"
+            raise SourceError(
+                f"no sources for kernel {kernel} (looked in {paths.trees_dir()} and {_src_dirs_text()}; "
+                "KSRCGRAPH_OFFLINE forbids downloading)",
+                f"install Debian's linux-source-{kernel} (apt-get install linux-source-{kernel}) or pass --source PATH; "
+                f"available here: {have}",
+            )
+        from .download import fetch_tarball
+
+        tb = fetch_tarball(kernel, progress)
     root = _extract_scopes(tb, cached, scope, progress)
     return SourceTree(root, kernel, scope, f"tarball {tb}", True)
+
+
+def _src_dirs_text() -> str:
+    return ", ".join(str(d) for d in system_src_dirs()) or "no system directory"
+
+
+def downloaded_tarball(version: str) -> Path | None:
+    p = paths.cache_dir() / "downloads" / f"linux-{version}.tar.xz"
+    return p if p.is_file() else None
 
 
 def _file_key(p: Path) -> str:
@@ -187,8 +223,9 @@ def _locked(dirpath: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _extract_scopes(tarball: Path, dest: Path, scope: tuple[str, ...], progress: Progress | None) -> Path:
-    """Extract the scope directories (and the top Makefile) of tarball into dest, once."""
+def _extract_scopes(tarball: Path | GitTag, dest: Path, scope: tuple[str, ...], progress: Progress | None) -> Path:
+    """Extract the scope directories (and the top Makefile) of a tarball (or a git tag) into dest,
+    once."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -202,7 +239,10 @@ def _extract_scopes(tarball: Path, dest: Path, scope: tuple[str, ...], progress:
             return dest
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest))
         try:
-            found = _extract_members(tarball, tmp, set(todo), progress)
+            if isinstance(tarball, GitTag):
+                found = tarball.extract(tmp, set(todo), progress)
+            else:
+                found = _extract_members(tarball, tmp, set(todo), progress)
             absent = [s for s in todo if s not in found]
             if absent:
                 raise SourceError(f"{tarball.name} has no {', '.join(d + '/' for d in absent)} directory",
@@ -214,6 +254,7 @@ def _extract_scopes(tarball: Path, dest: Path, scope: tuple[str, ...], progress:
                     shutil.rmtree(dest / s)  # an earlier partial copy without its marker
                 os.replace(tmp / s, dest / s)
                 (dest / f".done-{s}").write_text(str(tarball) + "\n")
+            (dest / ".origin").write_text(str(tarball) + "\n")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -242,14 +283,21 @@ def _refuse(tarball: Path, name: str, why: str) -> ArchiveError:
 
 
 def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progress | None) -> set[str]:
+    size = tarball.stat().st_size
+    with open(tarball, "rb") as raw, _decompressed(raw) as stream:
+        return _extract_stream(tarball.name, stream, raw, size, tmp, want, progress)
+
+
+def _extract_stream(label: str, stream, raw, size: int, tmp: Path, want: set[str],  # type: ignore[no-untyped-def]
+                    progress: Progress | None) -> set[str]:
+    """Extract the wanted top directories' sources from an uncompressed tar stream, safely."""
+    tarball = Path(label)
     found: set[str] = set()
     total = 0
     limit = max_extract_bytes()
     prefix: str | None = None
-    size = tarball.stat().st_size
     try:
-        with open(tarball, "rb") as raw, _decompressed(raw) as stream, \
-                tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             for n, member in enumerate(tar):
                 name = member.name
                 if name.startswith("/") or ".." in name.split("/"):
@@ -271,7 +319,7 @@ def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progres
                 if not rel or not rel[0]:
                     continue
                 top = rel[0]
-                if n % 2000 == 0 and progress is not None:
+                if n % 2000 == 0 and progress is not None and raw is not None:
                     progress(f"extracting {tarball.name}", raw.tell(), size)
                 keep_makefile = len(rel) == 1 and top == "Makefile"
                 if top not in want and not keep_makefile:
@@ -307,6 +355,72 @@ def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progres
     if progress is not None:
         progress(f"extracting {tarball.name}", size, size)
     return found
+
+
+@dataclass(frozen=True)
+class GitTag:
+    """A tag (or any commit) of a git repository, read without a checkout (``git archive``)."""
+
+    repo: Path
+    tag: str
+    commit: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.repo.name}@{self.tag}"
+
+    def __str__(self) -> str:
+        return f"{self.repo}@{self.tag} ({self.commit[:12]})"
+
+    def extract(self, tmp: Path, want: set[str], progress: Progress | None) -> set[str]:
+        import subprocess
+
+        paths = [w for w in sorted(want) if _git(self.repo, "cat-file", "-t", f"{self.commit}:{w}", check=False)]
+        if not paths:
+            return set()
+        has_makefile = bool(_git(self.repo, "cat-file", "-t", f"{self.commit}:Makefile", check=False))
+        cmd = ["git", "-C", str(self.repo), "archive", "--format=tar", self.commit, "--", *paths,
+               *(["Makefile"] if has_makefile else [])]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            found = _extract_stream(self.name, proc.stdout, None, 0, tmp, want, progress)
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            rc = proc.wait()
+        if rc != 0:
+            raise SourceError(f"git archive of {self} failed: {err.strip()}", "check the repository and the tag")
+        return found
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str:
+    import subprocess
+
+    try:
+        r = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
+    except FileNotFoundError as e:
+        raise SourceError("git is not installed", "install git to read a repository's tags") from e
+    if r.returncode != 0:
+        if check:
+            raise SourceError(f"git {' '.join(args[:2])} in {repo} failed: {r.stderr.strip()}",
+                              "check the repository path and the tag name")
+        return ""
+    return r.stdout.strip()
+
+
+def is_git_repo(p: Path) -> bool:
+    return (p / ".git").exists() or (p / "HEAD").is_file() and (p / "objects").is_dir()
+
+
+def git_tag(repo: Path, tag: str) -> GitTag:
+    """The commit a tag names; tries the name as given, then with a leading v (6.1 -> v6.1)."""
+    for cand in (tag, f"v{tag}") if not tag.startswith("v") else (tag,):
+        commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{cand}^{{commit}}", check=False)
+        if commit:
+            return GitTag(repo.resolve(), cand, commit)
+    tags = _git(repo, "tag", "--list", check=False).split()
+    raise SourceError(f"no tag {tag!r} in {repo}", f"tags there: {', '.join(tags[-8:]) or 'none'}")
 
 
 def _link_inside(name: str, linkname: str, hard: bool) -> bool:

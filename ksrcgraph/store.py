@@ -263,6 +263,29 @@ class Store:
 
         return self._guard(q)
 
+    def prune(self) -> dict:
+        """Drop manifests of trees that are gone, facts no manifest references, graphs of
+        manifests that no longer exist; then compact the database."""
+        before = self.path.stat().st_size if self.path.exists() else 0
+        gone = [m["id"] for m in self.manifests() if not Path(m["root"]).exists()]
+        with self._tx():
+            self.db.executemany("DELETE FROM manifests WHERE id=?", [(g,) for g in gone])
+        keep: set[str] = set()
+        digests: set[str] = set()
+        for (mid,) in self.db.execute("SELECT id FROM manifests").fetchall():
+            got = self.get_manifest(mid)
+            if got is not None:
+                keep.update(r[3] for r in got[1])
+                digests.add(got[0]["digest"])
+        stale = [h for (h,) in self.db.execute("SELECT DISTINCT hash FROM blobs") if h not in keep]
+        graphs = [k for (k,) in self.db.execute("SELECT key FROM graphs") if k.split("|")[0] not in digests]
+        with self._tx():
+            self.db.executemany("DELETE FROM blobs WHERE hash=?", [(h,) for h in stale])
+            self.db.executemany("DELETE FROM graphs WHERE key=?", [(k,) for k in graphs])
+        self.db.execute("VACUUM")
+        after = self.path.stat().st_size if self.path.exists() else 0
+        return {"manifests": len(gone), "blobs": len(stale), "graphs": len(graphs), "before": before, "after": after}
+
     def _tx(self):  # type: ignore[no-untyped-def]
         return _Tx(self.db)
 

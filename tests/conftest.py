@@ -27,6 +27,9 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     path = Path(chosen) if chosen else tmp_path_factory.mktemp("ksrcgraph-cache")
     os.environ["KSRCGRAPH_CACHE_DIR"] = str(path)
     os.environ["KSRCGRAPH_NO_PROGRESS"] = "1"
+    # no test reaches the network: kernel.org is replaced by a port nothing listens on, unless a
+    # test serves its own mirror
+    os.environ.setdefault("KSRCGRAPH_MIRROR", "http://127.0.0.1:9")
 
 
 @pytest.fixture

@@ -101,7 +101,8 @@ def test_no_path_is_a_result_not_an_error():
 
 def test_missing_and_bad_sources():
     r = run("path", "a", "b", "--kernel", "9.99", check_rc=1)
-    assert r.stderr.startswith("Error: no sources for kernel 9.99")
+    assert r.stderr.startswith("Error: no sources for kernel 9.99: not in the cache, not in /usr/src, and "
+                               "http://127.0.0.1:9 cannot be reached")
     assert "Hint: install Debian's linux-source-9.99" in r.stderr
     r = run("path", "a", "b", "--kernel", "six", check_rc=2)
     assert r.stderr.startswith("Error: invalid kernel version 'six'")

@@ -10,7 +10,9 @@ with the graph) —
  * ``allocs``: the table passed to the allocator named in data/refstack_state.tsv, with guards;
  * ``stores``: for the rule slots, every function stored there and where;
  * ``exits``: early returns under a socket-type condition (how create functions reject types);
- * ``fn_stores``: ``x->f = function`` inside functions, with guards (state a create path sets).
+ * ``fn_stores``: ``x->f = function`` inside functions, with guards (state a create path sets);
+ * ``ops_entries``: every initializer entry that names a function (``table.field`` → functions),
+   for ``diff --graph``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
     assign_slots = {v[1] for k, v in state_src.items() if v[0] in ("assign_to", "init_store")}
 
     tables: dict[str, dict] = {}
+    ops_entries: dict[str, dict[str, list[str]]] = {}
     exits: list = []
     registrations: list = []
     assigns: list = []
@@ -99,6 +102,14 @@ def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
             g = prog.global_type(fi, ini.var)
             if g is None:
                 continue
+            if ini.value[0] in ("v", "a") and ini.path:
+                fv = _value(resolver, fi, ini.fn, "", ini.value)
+                if fv is not None and fv[0] == "fn":
+                    tid = table_id(prog, fi, ini.var)
+                    fpath = "".join(f".{k}" if kind == "." else f"[{k}]" for kind, k in ini.path).lstrip(".")
+                    lst = ops_entries.setdefault(tid, {}).setdefault(fpath, [])
+                    if fv[1] not in lst:
+                        lst.append(fv[1])
             struct = prog.struct_of(g[0])
             if struct not in kinds:
                 continue
@@ -196,7 +207,7 @@ def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
                 if step[0] in ("assign", "ops") and step[2]:
                     stores[f"{struct}.{field}"].append((target, step[0], step[1], step[2], step[3]))
     return {"tables": tables, "registrations": registrations, "assigns": assigns, "allocs": allocs,
-            "stores": dict(stores), "exits": exits, "fn_stores": fn_stores}
+            "stores": dict(stores), "exits": exits, "fn_stores": fn_stores, "ops_entries": ops_entries}
 
 
 def _registered(prog, resolver, fi, fn, fid, arg, tables, ff) -> list[str]:  # type: ignore[no-untyped-def]
