@@ -1,13 +1,14 @@
 """The whole pipeline behind one call: ``open_graph(kernel, source, scope)`` → ``CallGraph``.
 
 Steps (each a stage module, data flowing one way):
- 1. sources.open_tree — find or extract the kernel tree;
+ 1. sources.open_tree — find, extract or download the kernel tree;
  2. index.build_index — parse what the store does not know yet (process pool), record the manifest;
  3. the linked graph for that manifest is read from the store, or built by link.Program +
-    resolve.build from every file's facts and stored;
- 4. graph.CallGraph wraps it for queries.
-A warm run on a tree we extracted ourselves reads the manifest and the linked graph, and parses and
-links nothing.
+    resolve.build from every file's facts, packed by graph.pack and stored;
+ 4. graph.CallGraph serves queries, reading edge rows and the reference stack's tables from the
+    store only when a query needs them.
+A warm run on a tree we extracted ourselves reads the manifest and the graph's core: it parses,
+links and loads nothing else.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import time
 
 from . import index, kdata, link, resolve, sources
 from .extract import extractor_key
-from .graph import CallGraph
-from .store import Store
+from .graph import CallGraph, pack
+from .store import DamagedEntry, Store, warn
 
 Progress = index.Progress
 
 
 def graph_key(digest: str, xkey: str) -> str:
-    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.code_digest('link', 'resolve', 'refstack/tables')}"
+    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.code_digest('link', 'resolve', 'refstack/tables', 'graph')}"
 
 
 def _meta(tree: sources.SourceTree, digest: str, version: str | None, extra: dict | None = None) -> dict:
@@ -34,44 +35,83 @@ def _meta(tree: sources.SourceTree, digest: str, version: str | None, extra: dic
     return m
 
 
+class _Lazy:
+    """Reads a stored graph's rows and parts on demand; rebuilds the graph if one is damaged."""
+
+    def __init__(self, st: Store, key: str, rebuild) -> None:  # type: ignore[no-untyped-def]
+        self.st, self.key, self.rebuild = st, key, rebuild
+        self.fresh: tuple[dict, dict] | None = None  # (rows, parts) after a rebuild
+
+    def rows(self, nodes: list[int]) -> dict[int, list]:
+        if self.fresh is None:
+            try:
+                return self.st.get_rows(self.key, nodes)
+            except DamagedEntry as e:
+                self._rebuild(str(e))
+        rows = self.fresh[0]  # type: ignore[index]
+        return {i: rows.get(i, []) for i in nodes}
+
+    def part(self, name: str):  # type: ignore[no-untyped-def]
+        if self.fresh is None:
+            try:
+                got = self.st.get_part(self.key, name)
+                if got is not None:
+                    return got
+                raise DamagedEntry(f"{name} of the graph is missing")
+            except DamagedEntry as e:
+                self._rebuild(str(e))
+        return self.fresh[1].get(name)  # type: ignore[index]
+
+    def _rebuild(self, what: str) -> None:
+        warn(f"cache entry ({what}) is damaged; rebuilding the graph")
+        self.st.delete_graph(self.key)
+        _core, rows, parts = self.rebuild()
+        self.fresh = (rows, parts)
+
+
+def _build(ix: index.Index, st: Store, key: str) -> tuple[dict, dict, dict]:
+    facts = index.load_facts(ix, st)
+    prog = link.Program(facts)
+    built = resolve.build(prog)
+    del facts, prog
+    core, rows, parts = pack(built)
+    st.put_graph(key, core, rows, parts)
+    return core, rows, parts
+
+
 def open_graph(kernel: str | None, source: str | None, scope: tuple[str, ...], progress: Progress | None = None,
                jobs: int | None = None, store: Store | None = None) -> CallGraph:
     t0 = time.perf_counter()
     tree = sources.open_tree(kernel, source, scope, progress)
-    own = store is None
     st = store or Store()
-    try:
-        xkey = extractor_key()
-        if tree.immutable:  # fast path: nothing can have changed under a tree we extracted
-            got = st.get_manifest(index.manifest_id(tree))
-            if got is not None:
-                lg = st.get_graph(graph_key(got[0]["digest"], xkey))
-                if lg is not None:
-                    return CallGraph(resolve.LinkedGraph(*lg), _meta(tree, got[0]["digest"], got[0]["version"],
-                                                                     {"warm": True}))
-        ix = index.build_index(tree, st, jobs, progress)
-        gk = graph_key(ix.digest, ix.xkey)
-        lg = st.get_graph(gk)
-        timings = {"index_seconds": ix.stats.get("seconds")}
-        if lg is None:
-            t1 = time.perf_counter()
-            if progress is not None:
-                progress("linking", 0, 1)
-            facts = index.load_facts(ix, st)
-            prog = link.Program(facts)
-            built = resolve.build(prog)
-            del facts, prog
-            st.put_graph(gk, tuple(built))
-            lg = built
-            timings["link_seconds"] = round(time.perf_counter() - t1, 3)
-            if progress is not None:
-                progress("linking", 1, 1)
-        else:
-            lg = resolve.LinkedGraph(*lg)
+    xkey = extractor_key()
+    if tree.immutable:  # fast path: nothing can have changed under a tree we extracted
+        got = st.get_manifest(index.manifest_id(tree))
+        if got is not None:
+            key = graph_key(got[0]["digest"], xkey)
+            core = st.get_graph(key)
+            if core is not None:
+                lazy = _Lazy(st, key, lambda: _build(index.build_index(tree, st, jobs, progress), st, key))
+                return CallGraph(core, lazy.rows, lazy.part, _meta(tree, got[0]["digest"], got[0]["version"],
+                                                                   {"warm": True}))
+    ix = index.build_index(tree, st, jobs, progress)
+    key = graph_key(ix.digest, ix.xkey)
+    timings: dict = {"index_seconds": ix.stats.get("seconds")}
+    meta = _meta(tree, ix.digest, tree.version, {"warm": False, "index": {
+        k: v for k, v in ix.stats.items() if k != "unreadable"}, "unreadable": ix.stats.get("unreadable", [])})
+    core = st.get_graph(key)
+    if core is not None:
+        lazy = _Lazy(st, key, lambda: _build(ix, st, key))
         timings["total_seconds"] = round(time.perf_counter() - t0, 3)
-        return CallGraph(lg, _meta(tree, ix.digest, tree.version, {"warm": False, "index": {
-            k: v for k, v in ix.stats.items() if k != "unreadable"}, "unreadable": ix.stats.get("unreadable", []),
-            **timings}))
-    finally:
-        if own:
-            st.close()
+        return CallGraph(core, lazy.rows, lazy.part, {**meta, **timings})
+    t1 = time.perf_counter()
+    if progress is not None:
+        progress("linking", 0, 1)
+    core, rows, parts = _build(ix, st, key)
+    if progress is not None:
+        progress("linking", 1, 1)
+    timings["link_seconds"] = round(time.perf_counter() - t1, 3)
+    timings["total_seconds"] = round(time.perf_counter() - t0, 3)
+    if store is None:
+        st.close()
+    return CallGraph(core, rows, parts, {**meta, **timings})

@@ -271,7 +271,7 @@ def stats(
     from . import report
 
     cg = _open(kernel, source, scope, quiet, jobs)
-    st = dict(cg.lg.stats)
+    st = dict(cg.stats)
     if fmt == Format.json:
         doc = {"schema_version": report.SCHEMA_VERSION, "kernel": report.kernel_doc(cg), "stats": st,
                "run": {k: cg.meta.get(k) for k in ("warm", "index", "index_seconds", "link_seconds", "total_seconds")
@@ -509,7 +509,7 @@ def fetch(
     Example: ksrcgraph fetch 6.12 --scope net,include,fs
     """
     cg = _open(version_, source, scope, quiet, jobs)
-    st = cg.lg.stats
+    st = cg.stats
     print(f"kernel {cg.meta.get('label')} ({cg.meta.get('version') or '?'}) ready: {st.get('files')} files, "
           f"{st.get('functions')} functions, {st.get('edges')} edges")
 

@@ -228,8 +228,8 @@ def _replay_in(a: CallGraph, pa: query.Path, b: CallGraph, socket: str | None) -
 
 # -- whole graph --------------------------------------------------------------------------------------
 def graph_diff(a: CallGraph, b: CallGraph) -> dict:
-    fa = {n[0]: n for n in a.lg.nodes if n[4] != "x"}
-    fb = {n[0]: n for n in b.lg.nodes if n[4] != "x"}
+    fa = {nid: n for nid, n in a.nodes.items() if n[4] != "x"}
+    fb = {nid: n for nid, n in b.nodes.items() if n[4] != "x"}
     added = sorted(set(fb) - set(fa))
     removed = sorted(set(fa) - set(fb))
     moved, resigned = [], []
@@ -239,7 +239,7 @@ def graph_diff(a: CallGraph, b: CallGraph) -> dict:
             moved.append({"id": nid, "from": f"{x[2]}:{x[3]}", "to": f"{y[2]}:{y[3]}"})
         if len(x) > 5 and len(y) > 5 and x[5] and y[5] and _norm_sig(x[5]) != _norm_sig(y[5]):
             resigned.append({"id": nid, "from": x[5], "to": y[5]})
-    ea, eb = a.lg.model.get("ops_entries", {}), b.lg.model.get("ops_entries", {})
+    ea, eb = a.ops_entries, b.ops_entries
     keys_a = {(t, f) for t, fs in ea.items() for f in fs}
     keys_b = {(t, f) for t, fs in eb.items() for f in fs}
     ops_added = sorted(f"{t}.{f} = {', '.join(eb[t][f])}" for t, f in keys_b - keys_a)
@@ -248,8 +248,8 @@ def graph_diff(a: CallGraph, b: CallGraph) -> dict:
                          for t, f in keys_a & keys_b if sorted(ea[t][f]) != sorted(eb[t][f]))
     return {"functions": {"added": added, "removed": removed, "moved": moved, "signature_changed": resigned},
             "ops_entries": {"added": ops_added, "removed": ops_removed, "changed": ops_changed},
-            "counts": {"functions_a": len(fa), "functions_b": len(fb), "edges_a": len(a.lg.edges),
-                       "edges_b": len(b.lg.edges)}}
+            "counts": {"functions_a": len(fa), "functions_b": len(fb), "edges_a": a.n_edges,
+                       "edges_b": b.n_edges}}
 
 
 def graph_changed(d: dict) -> bool:

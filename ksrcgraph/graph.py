@@ -1,21 +1,27 @@
-"""Stage 7 — graph: the call graph as networkx graphs, and name lookup.
+"""Stage 7 — graph: the call graph, in the form queries need, and name lookup.
 
-In: a ``resolve.LinkedGraph`` (plain nodes and edges). Out: a ``CallGraph`` with
- * ``multigraph()`` — a networkx ``MultiDiGraph``: every edge keeps kind, call site and evidence;
- * ``weighted()`` — a networkx ``DiGraph`` with one edge per caller/callee pair, weighted by the best
-   edge's confidence, for path search;
- * ``lookup(name)`` — a user's name (``sendto``, ``sys_sendto``, ``__x64_sys_sendto``,
-   ``net/socket.c::sock_sendmsg_nosec``) to one node id, or a ``SymbolError`` listing candidates.
+In: a ``resolve.LinkedGraph`` (plain nodes and edges), packed once by ``pack`` into
+ * a *core*: node list, aliases, counts, and the weighted adjacency of caller/callee pairs as flat
+   arrays (forward and reverse, one weight per pair: the cost of its cheapest edge) — loaded in a
+   few milliseconds by a warm query;
+ * *rows*: each function's outgoing edges with kind, call site and evidence, fetched only for the
+   functions a query looks at (from memory after a build, from the store afterwards);
+ * *parts*: the reference stack's tables, read when a query needs them.
+Out: a ``CallGraph`` with ``out``/``inc`` (caller → callee → edges), ``distances`` (Dijkstra over the
+arrays), ``subgraph`` (a networkx ``DiGraph`` of a region, for networkx's k-shortest-paths),
+``multigraph`` (the whole graph as a networkx ``MultiDiGraph``) and ``lookup`` (a user's name to one
+node id, or a ``SymbolError`` listing candidates).
 """
 
 from __future__ import annotations
 
 import difflib
+import heapq
 import math
+from array import array
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
-
-import networkx as nx
 
 from .errors import SymbolError
 from .resolve import CONFIDENCE, LinkedGraph
@@ -28,6 +34,7 @@ from .resolve import CONFIDENCE, LinkedGraph
 PENALTY = {"direct": 0.0, "syscall": 0.0, "indirect_candidate": 0.05, "ops": 0.1, "param": 0.15, "assign": 0.2,
            "fallback": 40.0}
 AMBIGUITY_COST = 1.0
+INF = float("inf")
 
 
 class Edge:
@@ -53,84 +60,281 @@ class Edge:
         return (PENALTY[self.kind], self.file, self.line)
 
 
+def _fanout(edges: list) -> dict[tuple, int]:
+    count: dict[tuple, int] = defaultdict(int)
+    for t in edges:
+        if t[2] not in ("direct", "syscall", "param"):
+            count[(t[0], t[3], t[4], "cand" if t[2] == "indirect_candidate" else "ptr")] += 1
+    return count
+
+
+def edge_cost(t: tuple, fanout: dict[tuple, int]) -> float:
+    """Cost of taking edge t as a hop (see PENALTY)."""
+    kind = t[2]
+    c = 1.0 + PENALTY[kind]
+    if kind not in ("direct", "syscall", "param"):
+        n = fanout.get((t[0], t[3], t[4], "cand" if kind == "indirect_candidate" else "ptr"), 1)
+        c += AMBIGUITY_COST * math.log2(max(n, 1))
+    return c
+
+
+def pack(lg: LinkedGraph) -> tuple[dict, dict[int, list], dict]:
+    """(core, rows, parts) of a linked graph — see the module docstring."""
+    ids = [n[0] for n in lg.nodes]
+    index = {nid: i for i, nid in enumerate(ids)}
+    rows: dict[int, list] = defaultdict(list)
+    for t in lg.edges:
+        rows[index[t[0]]].append(t)
+    fanout = _fanout(lg.edges)
+    pair_cost: dict[tuple[int, int], float] = {}
+    for t in lg.edges:
+        if t[6] and t[6][0][0] == "through_param":
+            continue
+        key = (index[t[0]], index[t[1]])
+        c = edge_cost(t, fanout)
+        if c < pair_cost.get(key, INF):
+            pair_cost[key] = c
+    core = {"ids": ids, "nodes": lg.nodes, "aliases": lg.aliases, "stats": lg.stats, "n_edges": len(lg.edges)}
+    for name, pairs in (("fwd", sorted(pair_cost)), ("rev", sorted((v, u) for u, v in pair_cost))):
+        ptr = array("i", [0] * (len(ids) + 1))
+        idx = array("i")
+        wt = array("d")
+        for a, b in pairs:
+            ptr[a + 1] += 1
+            idx.append(b)
+            wt.append(pair_cost[(a, b)] if name == "fwd" else pair_cost[(b, a)])
+        for i in range(len(ids)):
+            ptr[i + 1] += ptr[i]
+        core[name] = (ptr.tobytes(), idx.tobytes(), wt.tobytes())
+    parts = {"model": {k: v for k, v in lg.model.items() if k != "ops_entries"},
+             "ops_entries": lg.model.get("ops_entries", {})}
+    return core, dict(rows), parts
+
+
+class _Adjacency(Mapping):
+    """cg.out / cg.inc: function id -> {other function id: [Edge, ...]} (best first), built on
+    demand from the edge rows."""
+
+    def __init__(self, cg: CallGraph, reverse: bool) -> None:
+        self.cg = cg
+        self.reverse = reverse
+        self._cache: dict[str, dict[str, list[Edge]]] = {}
+
+    def __getitem__(self, nid: str) -> dict[str, list[Edge]]:
+        got = self._cache.get(nid)
+        if got is None:
+            if nid not in self.cg.index:
+                raise KeyError(nid)
+            got = self.cg._inc_of(nid) if self.reverse else self.cg._out_of(nid)
+            self._cache[nid] = got
+        return got
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cg.ids)
+
+    def __len__(self) -> int:
+        return len(self.cg.ids)
+
+
 class CallGraph:
-    def __init__(self, lg: LinkedGraph, meta: dict | None = None) -> None:
-        self.lg = lg
+    def __init__(self, core: dict, rows: dict[int, list] | Callable[[list[int]], dict[int, list]],
+                 parts: dict | Callable[[str], object], meta: dict | None = None) -> None:
         self.meta = meta or {}
-        self.nodes: dict[str, tuple] = {n[0]: n for n in lg.nodes}
-        self._out: dict[str, dict[str, list[Edge]]] | None = None
-        self._in: dict[str, dict[str, list[Edge]]] | None = None
+        self.ids: list[str] = core["ids"]
+        self.index = {nid: i for i, nid in enumerate(self.ids)}
+        self.nodes: dict[str, tuple] = {n[0]: n for n in core["nodes"]}
+        self.aliases: dict = core["aliases"]
+        self.stats: dict = core["stats"]
+        self.n_edges: int = core["n_edges"]
+        self._arrays = {}
+        for name in ("fwd", "rev"):
+            ptr, idx, wt = (array("i"), array("i"), array("d"))
+            ptr.frombytes(core[name][0])
+            idx.frombytes(core[name][1])
+            wt.frombytes(core[name][2])
+            self._arrays[name] = (ptr, idx, wt)
+        self._rows = rows
+        self._row_cache: dict[int, list] = {}
+        self._parts = parts
+        self._dist_cache: dict[tuple, dict[str, float]] = {}
+        self.out = _Adjacency(self, reverse=False)
+        self.inc = _Adjacency(self, reverse=True)
 
-    # -- adjacency -------------------------------------------------------------------------------
-    def _build_adj(self) -> None:
-        out: dict[str, dict[str, list[Edge]]] = defaultdict(lambda: defaultdict(list))
-        inc: dict[str, dict[str, list[Edge]]] = defaultdict(lambda: defaultdict(list))
-        for t in self.lg.edges:
-            e = Edge(t)
-            out[e.src][e.dst].append(e)
-            inc[e.dst][e.src].append(e)
-        for d in (out, inc):
-            for m in d.values():
-                for lst in m.values():
-                    lst.sort(key=Edge.rank_key)
-        self._out, self._in = out, inc
+    # -- rows and parts --------------------------------------------------------------------------
+    def rows(self, idxs: list[int]) -> dict[int, list]:
+        need = [i for i in idxs if i not in self._row_cache]
+        if need:
+            got = self._rows(need) if callable(self._rows) else {i: self._rows.get(i, []) for i in need}
+            for i in need:
+                self._row_cache[i] = got.get(i, [])
+        return {i: self._row_cache[i] for i in idxs}
 
-    @property
-    def out(self) -> dict[str, dict[str, list[Edge]]]:
-        if self._out is None:
-            self._build_adj()
-        return self._out  # type: ignore[return-value]
+    def part(self, name: str):  # type: ignore[no-untyped-def]
+        return self._parts(name) if callable(self._parts) else self._parts.get(name)
 
-    @property
-    def inc(self) -> dict[str, dict[str, list[Edge]]]:
-        if self._in is None:
-            self._build_adj()
-        return self._in  # type: ignore[return-value]
+    @cached_property
+    def model(self) -> dict:
+        return self.part("model") or {}
+
+    @cached_property
+    def ops_entries(self) -> dict:
+        return self.part("ops_entries") or {}
+
+    def _out_of(self, nid: str) -> dict[str, list[Edge]]:
+        out: dict[str, list[Edge]] = defaultdict(list)
+        for t in self.rows([self.index[nid]])[self.index[nid]]:
+            out[t[1]].append(Edge(t))
+        for lst in out.values():
+            lst.sort(key=Edge.rank_key)
+        return dict(out)
+
+    def _inc_of(self, nid: str) -> dict[str, list[Edge]]:
+        """Callers of nid: every function with an edge to it (including call-through-parameter
+        edges, which the weighted arrays leave out)."""
+        i = self.index[nid]
+        ptr, idx, _ = self._arrays["rev"]
+        srcs = set(idx[ptr[i] : ptr[i + 1]])
+        srcs.update(self._param_callers.get(i, ()))
+        out: dict[str, list[Edge]] = {}
+        for s in sorted(srcs):
+            edges = self.out[self.ids[s]].get(nid)
+            if edges:
+                out[self.ids[s]] = edges
+        return out
+
+    @cached_property
+    def _param_callers(self) -> dict[int, list[int]]:
+        """Callee-side parameter edges are not in the weighted arrays; find them once."""
+        got: dict[int, list[int]] = defaultdict(list)
+        for t in self.all_edges():
+            if t[6] and t[6][0][0] == "through_param":
+                got[self.index[t[1]]].append(self.index[t[0]])
+        return got
+
+    def all_edges(self) -> Iterator[tuple]:
+        """Every edge, in (caller, callee, kind, site) order."""
+        allrows = self.rows(list(range(len(self.ids))))
+        for i in range(len(self.ids)):
+            yield from allrows[i]
 
     def edges_between(self, a: str, b: str) -> list[Edge]:
-        return self.out.get(a, {}).get(b, [])
+        if a not in self.index:
+            return []
+        return self.out[a].get(b, [])
 
-    @cached_property
-    def fanout(self) -> dict[tuple[str, str, int, str], int]:
-        """(caller, file, line, kind class) -> how many functions that call site may reach."""
-        count: dict[tuple[str, str, int, str], int] = defaultdict(int)
-        for t in self.lg.edges:
-            kind = t[2]
-            if kind in ("direct", "syscall", "param"):
+    # -- weighted search ---------------------------------------------------------------------------
+    def distances(self, src: str, reverse: bool = False, banned: frozenset[str] = frozenset(),
+                  cutoff: float = INF) -> dict[str, float]:
+        """Cost of the cheapest path from src (to src, when reverse) to every function it reaches."""
+        key = (src, reverse, banned, cutoff)
+        got = self._dist_cache.get(key)
+        if got is not None:
+            return got
+        ptr, idx, wt = self._arrays["rev" if reverse else "fwd"]
+        ban = {self.index[b] for b in banned if b in self.index}
+        s = self.index[src]
+        dist = {s: 0.0}
+        done: set[int] = set()
+        heap = [(0.0, s)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if u in done:
                 continue
-            count[(t[0], t[3], t[4], "cand" if kind == "indirect_candidate" else "ptr")] += 1
-        return count
+            if d > cutoff:
+                break
+            done.add(u)
+            for j in range(ptr[u], ptr[u + 1]):
+                v = idx[j]
+                if v in ban:
+                    continue
+                nd = d + wt[j]
+                if nd < dist.get(v, INF):
+                    dist[v] = nd
+                    heapq.heappush(heap, (nd, v))
+        ids = self.ids
+        got = {ids[i]: d for i, d in dist.items() if d <= cutoff}
+        if len(self._dist_cache) > 64:
+            self._dist_cache.clear()
+        self._dist_cache[key] = got
+        return got
 
-    def cost(self, e: Edge) -> float:
-        """Cost of taking edge e as a hop (see PENALTY)."""
-        c = 1.0 + PENALTY[e.kind]
-        if e.kind not in ("direct", "syscall", "param"):
-            n = self.fanout.get((e.src, e.file, e.line, "cand" if e.kind == "indirect_candidate" else "ptr"), 1)
-            c += AMBIGUITY_COST * math.log2(max(n, 1))
-        return c
+    def shortest_path(self, src: str, dst: str, banned: frozenset[str] = frozenset(),
+                      removed: frozenset[tuple[str, str]] = frozenset(), within: set[str] | None = None
+                      ) -> tuple[float, list[str]] | None:
+        """The cheapest path src -> dst avoiding banned functions and removed pairs, only through
+        functions within (when given); None when there is none."""
+        ptr, idx, wt = self._arrays["fwd"]
+        index = self.index
+        if src not in index or dst not in index:
+            return None
+        ban = {index[b] for b in banned if b in index}
+        inside = {index[v] for v in within} if within is not None else None
+        gone = {(index[a], index[b]) for a, b in removed if a in index and b in index}
+        s, t = index[src], index[dst]
+        dist = {s: 0.0}
+        prev: dict[int, int] = {}
+        done: set[int] = set()
+        heap = [(0.0, s)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if u in done:
+                continue
+            if u == t:
+                break
+            done.add(u)
+            for j in range(ptr[u], ptr[u + 1]):
+                v = idx[j]
+                if v in ban or (inside is not None and v not in inside) or (u, v) in gone:
+                    continue
+                nd = d + wt[j]
+                if nd < dist.get(v, INF):
+                    dist[v] = nd
+                    prev[v] = u
+                    heapq.heappush(heap, (nd, v))
+        if t not in dist:
+            return None
+        path = [t]
+        while path[-1] != s:
+            path.append(prev[path[-1]])
+        return dist[t], [self.ids[i] for i in reversed(path)]
 
-    @cached_property
-    def weighted(self) -> nx.DiGraph:
-        """One edge per pair, weight = cost of the cheapest edge between them."""
+    def weight(self, a: str, b: str) -> float:
+        ptr, idx, wt = self._arrays["fwd"]
+        i, j = self.index[a], self.index[b]
+        for k in range(ptr[i], ptr[i + 1]):
+            if idx[k] == j:
+                return wt[k]
+        return INF
+
+    def subgraph(self, keep: set[str], removed: frozenset[tuple[str, str]] = frozenset()):  # type: ignore[no-untyped-def]
+        """The weighted caller/callee pairs among keep, as a networkx DiGraph."""
+        import networkx as nx
+
+        ptr, idx, wt = self._arrays["fwd"]
+        ids = self.ids
         g = nx.DiGraph()
-        g.add_nodes_from(sorted(self.nodes))
-        for a in sorted(self.out):
-            for b, lst in sorted(self.out[a].items()):
-                usable = [e for e in lst if not e.through_param]
-                if usable:
-                    g.add_edge(a, b, weight=min(self.cost(e) for e in usable))
+        g.add_nodes_from(sorted(keep))
+        for u in sorted(keep):
+            ui = self.index[u]
+            for k in range(ptr[ui], ptr[ui + 1]):
+                v = ids[idx[k]]
+                if v in keep and (u, v) not in removed:
+                    g.add_edge(u, v, weight=wt[k])
         return g
 
-    def multigraph(self, nodes: set[str] | None = None) -> nx.MultiDiGraph:
+    def multigraph(self, nodes: set[str] | None = None):  # type: ignore[no-untyped-def]
+        """The whole graph (or the part among nodes) as a networkx MultiDiGraph, every edge with
+        its kind, call site, evidence and condition."""
+        import networkx as nx
+
         g = nx.MultiDiGraph()
-        keep = sorted(nodes) if nodes is not None else sorted(self.nodes)
-        keepset = set(keep)
-        for nid in keep:
+        keep = set(nodes) if nodes is not None else set(self.ids)
+        for nid in sorted(keep):
             n = self.nodes.get(nid)
             if n is not None:
                 g.add_node(nid, name=n[1], file=n[2], line=n[3], external=n[4] == "x")
-        for t in self.lg.edges:
-            if t[0] in keepset and t[1] in keepset:
+        for t in self.all_edges():
+            if t[0] in keep and t[1] in keep:
                 g.add_edge(t[0], t[1], kind=t[2], site=f"{t[3]}:{t[4]}", text=t[5], evidence=t[6], cond=t[7], slot=t[8])
         return g
 
@@ -140,7 +344,7 @@ class CallGraph:
         idx: dict[str, list[str]] = defaultdict(list)
         for nid, n in self.nodes.items():
             idx[n[1]].append(nid)
-        for alias, ids in self.lg.aliases.items():
+        for alias, ids in self.aliases.items():
             for i in ids:
                 if i not in idx[alias]:
                     idx[alias].append(i)
@@ -182,3 +386,9 @@ class CallGraph:
     def location(self, nid: str) -> tuple[str | None, int]:
         n = self.nodes.get(nid)
         return (n[2], n[3]) if n else (None, 0)
+
+
+def from_linked(lg: LinkedGraph, meta: dict | None = None) -> CallGraph:
+    """A CallGraph over a graph built in this process (tests, fixtures)."""
+    core, rows, parts = pack(lg)
+    return CallGraph(core, rows, parts, meta)

@@ -6,8 +6,9 @@ that realise each hop; caller/callee trees) for ``report``.
 Paths are ranked by cost — one per hop plus a penalty that grows as the best edge's confidence
 falls (``graph.PENALTY``: a ``fallback`` hop costs as much as 40 exact ones) — then by length, then by
 name, so output is stable. The k best are found with networkx's ``shortest_simple_paths`` (Yen) on
-the part of the graph that can hold them: nodes whose distance from the source plus distance to the
-target is within a margin of the best path, the margin doubling until it provably holds k paths.
+the part of the graph that can hold them: functions whose distance from the source plus distance to
+the target (Dijkstra over the graph's flat arrays) is within a margin of the best path, the margin
+doubling until it provably holds k paths.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-import networkx as nx
-
-from .graph import PENALTY, CallGraph, Edge
+from .graph import INF, CallGraph, Edge
 
 DEFAULT_K = 5
 DEFAULT_MAX_DEPTH = 40
@@ -43,79 +42,81 @@ class Path:
         return out
 
 
-def _cost(g: nx.DiGraph, nodes: list[str]) -> float:
-    return sum(g[a][b]["weight"] for a, b in zip(nodes, nodes[1:]))
+def _cost(cg: CallGraph, nodes: list[str]) -> float:
+    return sum(cg.weight(a, b) for a, b in zip(nodes, nodes[1:]))
 
 
 def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: frozenset[str],
-            removed: frozenset[tuple[str, str]] = frozenset(), graph: nx.DiGraph | None = None
+            removed: frozenset[tuple[str, str]] = frozenset(), within: set[str] | None = None
             ) -> list[tuple[float, list[str]]]:
-    g = cg.weighted if graph is None else graph
-    if s not in g or t not in g:
+    if s not in cg.index or t not in cg.index or s in banned or t in banned:
         return []
     if s == t:
         return [(0.0, [s])]
-    view = nx.restricted_view(g, banned, removed) if (banned or removed) else g
-    limit = max_depth * 8.0 + 2 * PENALTY["fallback"]
-    ds = nx.single_source_dijkstra_path_length(view, s, cutoff=limit, weight="weight")
-    if t not in ds:
+    import networkx as nx
+
+    sp = cg.shortest_path(s, t, banned)
+    if sp is None:
         return []
-    dt = nx.single_source_dijkstra_path_length(view.reverse(copy=False), t, cutoff=limit, weight="weight")
-    best = ds[t]
+    best = sp[0]  # a lower bound when pairs are removed: the region below only grows with it
     slack = 2.0
     while True:
-        keep = {v for v, d in ds.items() if v in dt and d + dt[v] <= best + slack}
-        # a plain copy: Yen's algorithm on nested networkx views is orders of magnitude slower
-        sub = nx.DiGraph()
-        sub.add_nodes_from(keep)
-        sub.add_weighted_edges_from((u, v, w["weight"]) for u in keep for v, w in view.adj[u].items() if v in keep)
+        # every function on some s -> t path costing at most best + slack (Dijkstra both ways,
+        # stopped at that cost)
+        limit = best + slack + 1e-9
+        ds = cg.distances(s, False, banned, limit)
+        dt = cg.distances(t, True, banned, limit)
+        keep = {v for v, d in ds.items() if d + dt.get(v, INF) <= limit and (within is None or v in within)}
+        if s not in keep or t not in keep:
+            return []
+        sub = cg.subgraph(keep, removed)
         found: list[tuple[float, list[str]]] = []
         examined = 0
-        for p in nx.shortest_simple_paths(sub, s, t, weight="weight"):
-            examined += 1
-            c = _cost(g, p)
-            if c > best + slack and len(found) < k and slack < _MAX_SLACK:
-                break  # beyond what this subgraph is guaranteed to hold: widen first
-            if len(p) - 1 <= max_depth:
-                found.append((c, p))
-                if len(found) >= k:
-                    break
-            if examined >= _MAX_EXAMINED * k:
-                break  # many paths longer than --max-depth: stop looking
+        try:
+            for p in nx.shortest_simple_paths(sub, s, t, weight="weight"):
+                examined += 1
+                c = _cost(cg, p)
+                if c > best + slack and len(found) < k and slack < _MAX_SLACK:
+                    break  # beyond what this region is guaranteed to hold: widen first
+                if len(p) - 1 <= max_depth:
+                    found.append((c, p))
+                    if len(found) >= k:
+                        break
+                if examined >= _MAX_EXAMINED * k:
+                    break  # many paths longer than --max-depth: stop looking
+        except nx.NetworkXNoPath:
+            pass
         exact = len(found) >= k and found[-1][0] <= best + slack
-        if exact or slack >= _MAX_SLACK or len(keep) == len(ds) or len(keep) > _MAX_NODES:
+        if exact or slack >= _MAX_SLACK or len(keep) > _MAX_NODES:
             found.sort(key=lambda cp: (round(cp[0], 6), len(cp[1]), cp[1]))
             return found[:k]
         slack *= 2
 
 
-def relevant(cg: CallGraph, src: str, dst: str, margin: float, avoid: list[str] | None = None) -> nx.DiGraph:
-    """The part of the graph that can hold a path src -> dst costing at most the best one plus
-    margin (nodes whose distance from src plus distance to dst is within it)."""
-    g = cg.weighted
-    view = nx.restricted_view(g, frozenset(avoid or ()), []) if avoid else g
-    if src not in g or dst not in g:
-        return g.subgraph([])
-    ds = nx.single_source_dijkstra_path_length(view, src, weight="weight")
-    if dst not in ds:
-        return g.subgraph([])
-    limit = ds[dst] + margin
-    dt = nx.single_source_dijkstra_path_length(view.reverse(copy=False), dst, cutoff=limit, weight="weight")
-    return view.subgraph([v for v, d in ds.items() if v in dt and d + dt[v] <= limit])
+def relevant(cg: CallGraph, src: str, dst: str, margin: float, avoid: list[str] | None = None) -> set[str]:
+    """Functions that can lie on a path src -> dst costing at most the best one plus margin."""
+    banned = frozenset(avoid or ())
+    sp = cg.shortest_path(src, dst, banned)
+    if sp is None:
+        return set()
+    limit = sp[0] + margin
+    ds = cg.distances(src, False, banned, limit)
+    dt = cg.distances(dst, True, banned, limit)
+    return {v for v, d in ds.items() if d + dt.get(v, INF) <= limit}
 
 
 def find_paths(cg: CallGraph, src: str, dst: str, k: int = DEFAULT_K, via: list[str] | None = None,
                avoid: list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH,
-               removed: set[tuple[str, str]] | None = None, graph: nx.DiGraph | None = None) -> list[Path]:
+               removed: set[tuple[str, str]] | None = None, within: set[str] | None = None) -> list[Path]:
     """The k best distinct simple paths src -> (via...) -> dst, never through the avoided functions
-    nor the removed caller/callee pairs (searched in graph, by default the whole weighted graph)."""
+    nor the removed caller/callee pairs (and only among the functions within, when given)."""
     banned = frozenset(avoid or ())
     gone = frozenset(removed or ())
     stops = [src, *(via or []), dst]
     if any(s in banned for s in stops):
         return []
     per = max(k * 3, 10) if len(stops) > 2 else k
-    segments = [_k_best(cg, a, b, per, max_depth, banned, gone, graph) for a, b in zip(stops, stops[1:])]
+    segments = [_k_best(cg, a, b, per, max_depth, banned, gone, within) for a, b in zip(stops, stops[1:])]
     if any(not seg for seg in segments):
         return []
     results: list[tuple[float, list[str]]] = []

@@ -294,7 +294,7 @@ def graph_json(cg: CallGraph, nodes: set[str] | None) -> str:
         n = cg.nodes[nid]
         ns.append({"id": nid, "name": n[1], "file": n[2], "line": n[3], "external": n[4] == "x"})
     es = []
-    for t in cg.lg.edges:
+    for t in cg.all_edges():
         if t[0] in keep and t[1] in keep:
             e = Edge(t)
             d = {"from": e.src, "to": e.dst, "kind": e.kind, "site": e.site}
@@ -311,14 +311,14 @@ def graph_json(cg: CallGraph, nodes: set[str] | None) -> str:
 
 def graph_dot(cg: CallGraph, nodes: set[str] | None, title: str) -> str:
     keep = nodes if nodes is not None else set(cg.nodes)
-    edges = [Edge(t) for t in cg.lg.edges if t[0] in keep and t[1] in keep]
+    edges = [Edge(t) for t in cg.all_edges() if t[0] in keep and t[1] in keep]
     return dot_graph(cg, keep, edges, title)
 
 
 def graph_text(cg: CallGraph, nodes: set[str] | None) -> str:
     keep = nodes if nodes is not None else set(cg.nodes)
     lines = []
-    for t in cg.lg.edges:
+    for t in cg.all_edges():
         if t[0] in keep and t[1] in keep:
             lines.append(f"{t[0]} -> {t[1]}  [{t[2]}] {t[3]}:{t[4]}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -35,7 +35,17 @@ CREATE TABLE IF NOT EXISTS manifests(
     version TEXT, created REAL NOT NULL, digest TEXT NOT NULL, data BLOB NOT NULL, checksum TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS graphs(
     key TEXT PRIMARY KEY, created REAL NOT NULL, data BLOB NOT NULL, checksum TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS graph_rows(
+    key TEXT NOT NULL, node INTEGER NOT NULL, data BLOB NOT NULL, checksum TEXT NOT NULL,
+    PRIMARY KEY(key, node)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS graph_parts(
+    key TEXT NOT NULL, part TEXT NOT NULL, data BLOB NOT NULL, checksum TEXT NOT NULL,
+    PRIMARY KEY(key, part)) WITHOUT ROWID;
 """
+
+
+class DamagedEntry(Exception):
+    """A cached row failed its checksum."""
 
 _MARSHAL_VERSION = 4
 
@@ -230,7 +240,10 @@ class Store:
         return [dict(zip(("id", "label", "root", "scope", "version", "created", "digest", "bytes"), r)) for r in rows]
 
     # -- linked graphs ---------------------------------------------------------------------
-    def get_graph(self, key: str) -> object | None:
+    # A graph is a core (nodes, counts, weighted adjacency arrays), one row of edges per calling
+    # function, and named parts (the reference stack's tables): a warm query reads the core and only
+    # the rows and parts it needs.
+    def get_graph(self, key: str) -> dict | None:
         def q():  # type: ignore[no-untyped-def]
             row = self.db.execute("SELECT data, checksum FROM graphs WHERE key=?", (key,)).fetchone()
             if row is None:
@@ -242,21 +255,71 @@ class Store:
                 return unpack(data)
             except (ValueError, EOFError, TypeError, zlib.error):
                 self._damaged(f"graph {key}")
+                self.delete_graph(key)
                 return None
 
         return self._guard(q)
 
-    def put_graph(self, key: str, obj: object) -> None:
-        data = pack(obj)
+    def get_rows(self, key: str, nodes: Sequence[int]) -> dict[int, list]:
+        """Edge rows of these functions; DamagedEntry when one fails its checksum."""
+        def q() -> dict[int, list]:
+            out: dict[int, list] = {}
+            for i in range(0, len(nodes), 500):
+                chunk = list(nodes[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                for node, data, cs in self.db.execute(
+                    f"SELECT node, data, checksum FROM graph_rows WHERE key=? AND node IN ({marks})", (key, *chunk)
+                ):
+                    try:
+                        if checksum(data) != cs:
+                            raise ValueError("checksum")
+                        out[node] = unpack(data)  # type: ignore[assignment]
+                    except (ValueError, EOFError, TypeError, zlib.error) as e:
+                        raise DamagedEntry(f"edges of function #{node}") from e
+            return out
+
+        return self._guard(q)
+
+    def get_part(self, key: str, part: str) -> object | None:
+        def q():  # type: ignore[no-untyped-def]
+            row = self.db.execute("SELECT data, checksum FROM graph_parts WHERE key=? AND part=?", (key, part)).fetchone()
+            if row is None:
+                return None
+            data, cs = row
+            try:
+                if checksum(data) != cs:
+                    raise ValueError("checksum")
+                return unpack(data)
+            except (ValueError, EOFError, TypeError, zlib.error) as e:
+                raise DamagedEntry(f"{part} of the graph") from e
+
+        return self._guard(q)
+
+    def put_graph(self, key: str, core: dict, rows: dict[int, list], parts: dict[str, object]) -> None:
+        data = pack(core)
+        row_data = [(key, node, d, checksum(d)) for node, d in ((n, pack(r)) for n, r in sorted(rows.items()))]
+        part_data = [(key, name, d, checksum(d)) for name, d in ((n, pack(v)) for n, v in sorted(parts.items()))]
         with self._tx():
+            self.db.execute("DELETE FROM graph_rows WHERE key=?", (key,))
+            self.db.execute("DELETE FROM graph_parts WHERE key=?", (key,))
+            self.db.executemany("INSERT INTO graph_rows(key, node, data, checksum) VALUES (?,?,?,?)", row_data)
+            self.db.executemany("INSERT INTO graph_parts(key, part, data, checksum) VALUES (?,?,?,?)", part_data)
+            # the core last: a graph without its core is never read
             self.db.execute("INSERT OR REPLACE INTO graphs(key, created, data, checksum) VALUES (?,?,?,?)",
                             (key, time.time(), data, checksum(data)))
+
+    def delete_graph(self, key: str) -> None:
+        with self._tx():
+            for table in ("graphs", "graph_rows", "graph_parts"):
+                self.db.execute(f"DELETE FROM {table} WHERE key=?", (key,))
 
     # -- maintenance -----------------------------------------------------------------------
     def info(self) -> dict:
         def q() -> dict:
             nb, bb = self.db.execute("SELECT count(*), coalesce(sum(length(data)),0) FROM blobs").fetchone()
             ng, gb = self.db.execute("SELECT count(*), coalesce(sum(length(data)),0) FROM graphs").fetchone()
+            gb += self.db.execute("SELECT coalesce(sum(length(data)),0) FROM graph_rows").fetchone()[0]
+            gb += self.db.execute("SELECT coalesce(sum(length(data)),0) FROM graph_parts").fetchone()[0]
             return {"path": str(self.path), "blobs": nb, "blob_bytes": bb, "graphs": ng, "graph_bytes": gb,
                     "manifests": self.manifests(),
                     "file_bytes": self.path.stat().st_size if self.path.exists() else 0}
@@ -279,9 +342,13 @@ class Store:
                 digests.add(got[0]["digest"])
         stale = [h for (h,) in self.db.execute("SELECT DISTINCT hash FROM blobs") if h not in keep]
         graphs = [k for (k,) in self.db.execute("SELECT key FROM graphs") if k.split("|")[0] not in digests]
+        orphans = [k for (k,) in self.db.execute("SELECT DISTINCT key FROM graph_rows")
+                   if k.split("|")[0] not in digests]
         with self._tx():
             self.db.executemany("DELETE FROM blobs WHERE hash=?", [(h,) for h in stale])
-            self.db.executemany("DELETE FROM graphs WHERE key=?", [(k,) for k in graphs])
+            for k in set(graphs) | set(orphans):
+                for table in ("graphs", "graph_rows", "graph_parts"):
+                    self.db.execute(f"DELETE FROM {table} WHERE key=?", (k,))
         self.db.execute("VACUUM")
         after = self.path.stat().st_size if self.path.exists() else 0
         return {"manifests": len(gone), "blobs": len(stale), "graphs": len(graphs), "before": before, "after": after}

@@ -57,10 +57,10 @@ def program_of():
 @pytest.fixture
 def graph_of():
     from ksrcgraph import resolve
-    from ksrcgraph.graph import CallGraph
+    from ksrcgraph.graph import from_linked
 
     def run(files: dict[str, str]):
-        return CallGraph(resolve.build(_program(files)), {"label": "inline", "scope": ["net", "include"]})
+        return from_linked(resolve.build(_program(files)), {"label": "inline", "scope": ["net", "include"]})
 
     return run
 

@@ -20,7 +20,7 @@ def executed(tmp_path_factory):
 def test_every_executed_edge_is_in_the_graph(executed, minikernel):
     edges, _ = executed
     cg = minikernel
-    have = {(cg.name(e[0]), cg.name(e[1])) for e in cg.lg.edges}
+    have = {(cg.name(e[0]), cg.name(e[1])) for e in cg.all_edges()}
     ran = set().union(*edges.values())
     assert len(ran) > 150
     missing = sorted(ran - have)

@@ -241,8 +241,8 @@ void typed_but_empty(struct other *o)
     (e,) = edges_between(cg, "untyped", "net/y.c::cb_one")
     assert e.kind == "fallback"
     # o->never_set(): the type is known, nothing in scope stores a function there
-    assert cg.lg.stats["unresolved"] == {"typed, but no function stored there in scope": 1}
-    assert cg.lg.stats["resolved_fallback"] == 1
+    assert cg.stats["unresolved"] == {"typed, but no function stored there in scope": 1}
+    assert cg.stats["resolved_fallback"] == 1
 
 
 def test_indirect_candidates_and_syscall_aliases(graph_of):

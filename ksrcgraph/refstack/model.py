@@ -72,7 +72,7 @@ class SocketState:
 class Model:
     def __init__(self, cg) -> None:  # type: ignore[no-untyped-def]
         self.cg = cg
-        m = cg.lg.model or {}
+        m = cg.model
         self.tables: dict[str, dict] = m.get("tables", {})
         self.registrations: list = m.get("registrations", [])
         self.assigns: list = m.get("assigns", [])
@@ -84,6 +84,8 @@ class Model:
         self.fam_data = kdata.refstack_families()
         self.state_src = kdata.refstack_state()
         self._states: dict[Config, SocketState] = {}
+        self._create_paths: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        self._bindings: dict[tuple[Config, str], Binding | None] = {}
 
     # -- tables ----------------------------------------------------------------------------------
     def fns(self, table: str, fld: str) -> list[str]:
@@ -145,6 +147,13 @@ class Model:
 
     def create_path(self, family: str, depth: int = 2) -> list[tuple[int, str]]:
         """(depth, function) of the family's create function and the functions it calls directly."""
+        key = (family, depth)
+        got = self._create_paths.get(key)
+        if got is None:
+            got = self._create_paths[key] = self._create_path(family, depth)
+        return got
+
+    def _create_path(self, family: str, depth: int) -> list[tuple[int, str]]:
         fam = self.families.get(family)
         if not fam:
             return []
@@ -368,6 +377,12 @@ class Model:
 
     def binding(self, st: SocketState, slot: str) -> Binding | None:
         """Which functions a pointer of this slot can hold for this socket; None when unmodelled."""
+        key = (st.config, slot)
+        if key not in self._bindings:
+            self._bindings[key] = self._binding(st, slot)
+        return self._bindings[key]
+
+    def _binding(self, st: SocketState, slot: str) -> Binding | None:
         if not st.ok:
             return None
         rule = self.rule_for(slot)

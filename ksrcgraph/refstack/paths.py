@@ -18,10 +18,6 @@ from ..graph import CallGraph
 from . import replay as R
 from .model import Config, Model
 
-# Per-configuration searches look at paths costing at most the best path over all sockets plus this
-# (a hop costs 1; a pointer with 2^n targets adds n): a TCP send path may be ~10 longer than UDP's.
-MARGIN = 24.0
-
 
 @dataclass
 class SocketPaths:
@@ -87,12 +83,14 @@ def socket_paths(cg: CallGraph, s: str, t: str, k: int = 5, via: list[str] | Non
     covered = {c for cs in out.realised for c in cs}
     index = {tuple(p.nodes): i for i, p in enumerate(out.paths)}
     universe = None
+    pairs = None
     for c in configs:
         if c in covered:
             continue
         if universe is None:  # searched once: the part of the graph within MARGIN of the best path
-            universe = query.relevant(cg, s, t, MARGIN, avoid)
-        for p, _r in R.search(cg, model, c, s, t, 1, via, avoid, max_depth, graph=universe):
+            universe = R.region(cg, s, t, via, avoid)
+            pairs = R.candidate_pairs(cg, universe)
+        for p, _r in R.search(cg, model, c, s, t, 1, via, avoid, max_depth, within=universe, pairs=pairs):
             key = tuple(p.nodes)
             if key in index:
                 out.realised[index[key]].append(c)

@@ -104,24 +104,37 @@ def realising(cg: CallGraph, model: Model, path: query.Path, configs: list[Confi
     return [c for c in (configs or model.configs()) if replay(cg, model, path.nodes, c, path.hops).resolves]
 
 
-def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within=None) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    """Caller/callee pairs all of whose (usable) edges the configuration's state contradicts
-    (only among the pairs of the graph ``within``, when given)."""
+def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, list[Edge]]]:
+    """Caller/callee pairs among within that a socket may not be able to take: every usable edge
+    between them goes through a pointer (no plain call, no function passed as an argument)."""
+    out = []
+    for a in sorted(within):
+        for b, edges in cg.out[a].items():
+            if b not in within:
+                continue
+            usable = [e for e in edges if not e.through_param]
+            if usable and not any(e.kind in DIRECT or e.kind == "param" for e in usable):
+                out.append((a, b, usable))
+    return out
+
+
+def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within: set[str],
+                       pairs: list[tuple[str, str, list[Edge]]] | None = None) -> set[tuple[str, str]]:
+    """Caller/callee pairs among the functions within that no hop of a resolving path can take for
+    this configuration: every usable edge between them is a pointer its state contradicts, or one
+    no rule models (a path through it would not resolve either)."""
     st = model.state(config)
     bindings: dict[str, object] = {}
     out: set[tuple[str, str]] = set()
-    pairs = ((a, b, cg.out[a][b]) for a, b in within.edges) if within is not None else \
-        ((a, b, es) for a, targets in cg.out.items() for b, es in targets.items())
-    for a, b, edges in pairs:
-        usable = [e for e in edges if not e.through_param]
-        if not usable or any(e.kind in DIRECT or e.kind == "param" or not e.slot for e in usable):
-            continue
+    for a, b, usable in (pairs if pairs is not None else candidate_pairs(cg, within)):
         dead = True
         for e in usable:
+            if not e.slot or "." not in e.slot or e.slot.startswith("?."):
+                continue  # a local, a global or an untyped pointer: never confirmed
             if e.slot not in bindings:
                 bindings[e.slot] = model.binding(st, e.slot)
             bnd = bindings[e.slot]
-            if bnd is None or b in bnd.functions:  # type: ignore[attr-defined]
+            if bnd is not None and b in bnd.functions:  # type: ignore[attr-defined]
                 dead = False
                 break
         if dead:
@@ -129,17 +142,54 @@ def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within=None)
     return out
 
 
+# A socket's paths are searched among the functions that can lie on a path costing at most the best
+# path over all sockets plus this (a hop costs 1; a pointer with 2^n targets adds n): a TCP send path
+# may be ~10 longer than a packet socket's. Widened once when it holds too few.
+MARGIN = 24.0
+
+
+def region(cg: CallGraph, src: str, dst: str, via: list[str] | None, avoid: list[str] | None,
+           margin: float = MARGIN) -> set[str]:
+    stops = [src, *(via or []), dst]
+    out: set[str] = set()
+    for a, b in zip(stops, stops[1:]):
+        out |= query.relevant(cg, a, b, margin, avoid)
+    return out
+
+
 def search(cg: CallGraph, model: Model, config: Config, src: str, dst: str, k: int = 5, via: list[str] | None = None,
            avoid: list[str] | None = None, max_depth: int = query.DEFAULT_MAX_DEPTH,
-           graph=None) -> list[tuple[query.Path, Replay]]:  # type: ignore[no-untyped-def]
-    """The k best paths a socket of this configuration can take, each with its replay (searched in
-    graph, by default the whole weighted graph)."""
-    removed = contradicted_pairs(cg, model, config, graph)
+           within: set[str] | None = None, pairs: list | None = None) -> list[tuple[query.Path, Replay]]:
+    """The k best paths a socket of this configuration can take, each with its replay (among the
+    functions within; by default the region around the best paths, see MARGIN)."""
+    if within is None:
+        found = search(cg, model, config, src, dst, k, via, avoid, max_depth, region(cg, src, dst, via, avoid))
+        if len(found) < k:
+            found = search(cg, model, config, src, dst, k, via, avoid, max_depth,
+                           region(cg, src, dst, via, avoid, 2 * MARGIN))
+        return found
+    removed = contradicted_pairs(cg, model, config, within, pairs)
+    if k == 1:
+        # one path wanted: plain Dijkstra, segment by segment; Yen only when that path is not simple
+        stops = [src, *(via or []), dst]
+        nodes: list[str] = []
+        cost = 0.0
+        for a, b in zip(stops, stops[1:]):
+            sp = cg.shortest_path(a, b, frozenset(avoid or ()), frozenset(removed), within)
+            if sp is None:
+                return []
+            cost += sp[0]
+            nodes.extend(sp[1] if not nodes else sp[1][1:])
+        if len(nodes) - 1 <= max_depth and len(set(nodes)) == len(nodes):
+            p = query.Path(nodes, round(cost, 3), [cg.edges_between(a, b) for a, b in zip(nodes, nodes[1:])])
+            r = replay(cg, model, p.nodes, config, p.hops)
+            if r.resolves:
+                return [(p, r)]
     found: list[tuple[query.Path, Replay]] = []
     want = k
     for factor in (2, 6):
         paths = query.find_paths(cg, src, dst, k=want * factor, via=via, avoid=avoid, max_depth=max_depth,
-                                 removed=removed, graph=graph)
+                                 removed=removed, within=within)
         found = []
         for p in paths:
             r = replay(cg, model, p.nodes, config, p.hops)
