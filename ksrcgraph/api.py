@@ -80,21 +80,21 @@ def _build(ix: index.Index, st: Store, key: str) -> tuple[dict, dict, dict]:
 
 
 def open_graph(kernel: str | None, source: str | None, scope: tuple[str, ...], progress: Progress | None = None,
-               jobs: int | None = None, store: Store | None = None) -> CallGraph:
+               jobs: int | None = None, store: Store | None = None, all_headers: bool = False) -> CallGraph:
     t0 = time.perf_counter()
     tree = sources.open_tree(kernel, source, scope, progress)
     st = store or Store()
     xkey = extractor_key()
     if tree.immutable:  # fast path: nothing can have changed under a tree we extracted
-        got = st.get_manifest(index.manifest_id(tree))
+        got = st.get_manifest(index.manifest_id(tree, all_headers))
         if got is not None:
             key = graph_key(got[0]["digest"], xkey)
             core = st.get_graph(key)
             if core is not None:
-                lazy = _Lazy(st, key, lambda: _build(index.build_index(tree, st, jobs, progress), st, key))
+                lazy = _Lazy(st, key, lambda: _build(index.build_index(tree, st, jobs, progress, all_headers), st, key))
                 return CallGraph(core, lazy.rows, lazy.part, _meta(tree, got[0]["digest"], got[0]["version"],
                                                                    {"warm": True}))
-    ix = index.build_index(tree, st, jobs, progress)
+    ix = index.build_index(tree, st, jobs, progress, all_headers)
     key = graph_key(ix.digest, ix.xkey)
     timings: dict = {"index_seconds": ix.stats.get("seconds")}
     meta = _meta(tree, ix.digest, tree.version, {"warm": False, "index": {

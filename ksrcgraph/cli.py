@@ -45,6 +45,8 @@ ScopeOpt = Annotated[str | None, typer.Option("--scope", help="Top-level directo
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parser processes [default: CPUs].")]
+AllHeadersOpt = Annotated[bool, typer.Option("--all-headers", help="Index every header in scope, not only those "
+                                             "the scope's .c files include (directly or not).")]
 
 
 class _Progress:
@@ -79,14 +81,15 @@ def _progress(quiet: bool) -> _Progress | None:
     return _Progress()
 
 
-def _open(kernel: str | None, source: str | None, scope: str | None, quiet: bool, jobs: int | None = None):  # type: ignore[no-untyped-def]
+def _open(kernel: str | None, source: str | None, scope: str | None, quiet: bool, jobs: int | None = None,  # type: ignore[no-untyped-def]
+          all_headers: bool = False):
     from . import api, sources
 
     if kernel is None and source is None:
         kernel, source = _default_kernel(quiet)
     prog = _progress(quiet)
     try:
-        return api.open_graph(kernel, source, sources.parse_scope(scope), prog, jobs)
+        return api.open_graph(kernel, source, sources.parse_scope(scope), prog, jobs, all_headers=all_headers)
     finally:
         if prog is not None:
             prog.stop()
@@ -143,6 +146,7 @@ def path(
     fmt: FormatOpt = Format.text,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """The k best call paths from FROM to TO, each hop with file:line, each indirect hop with the
     table or assignment that resolves it. Every path is replayed on the reference stack: with
@@ -154,7 +158,7 @@ def path(
     from . import report
     from .refstack import paths as rpaths
 
-    cg = _open(kernel, source, scope, quiet, jobs)
+    cg = _open(kernel, source, scope, quiet, jobs, all_headers)
     s, t = cg.lookup(src), cg.lookup(dst)
     vias = [cg.lookup(v) for v in (via or [])]
     avoids = [cg.lookup(a) for a in (avoid or [])]
@@ -169,10 +173,10 @@ def path(
         _write(report.paths_text(cg, q, result.paths, result.extras(), None if socket else result.groups()))
 
 
-def _tree(fn: str, depth: int, direction: str, kernel, source, scope, fmt, quiet, jobs) -> None:  # type: ignore[no-untyped-def]
+def _tree(fn: str, depth: int, direction: str, kernel, source, scope, fmt, quiet, jobs, all_headers) -> None:  # type: ignore[no-untyped-def]
     from . import query, report
 
-    cg = _open(kernel, source, scope, quiet, jobs)
+    cg = _open(kernel, source, scope, quiet, jobs, all_headers)
     root = cg.lookup(fn)
     items = query.walk(cg, root, depth, direction)
     q = {"function": fn, "id": root, "depth": depth}
@@ -194,12 +198,13 @@ def callers(
     fmt: FormatOpt = Format.text,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """Functions that call FUNCTION (directly or through a resolved pointer), DEPTH levels up.
 
     Example: ksrcgraph callers dev_queue_xmit --depth 2 --kernel 6.1
     """
-    _tree(fn, depth, "in", kernel, source, scope, fmt, quiet, jobs)
+    _tree(fn, depth, "in", kernel, source, scope, fmt, quiet, jobs, all_headers)
 
 
 @app.command()
@@ -212,12 +217,13 @@ def callees(
     fmt: FormatOpt = Format.text,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """Functions FUNCTION calls (directly or through a resolved pointer), DEPTH levels down.
 
     Example: ksrcgraph callees __sys_sendto --kernel 6.1
     """
-    _tree(fn, depth, "out", kernel, source, scope, fmt, quiet, jobs)
+    _tree(fn, depth, "out", kernel, source, scope, fmt, quiet, jobs, all_headers)
 
 
 @app.command()
@@ -231,6 +237,7 @@ def graph(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """Export the call graph (or the part --around a function) as JSON, DOT or text edges.
 
@@ -238,7 +245,7 @@ def graph(
     """
     from . import query, report
 
-    cg = _open(kernel, source, scope, quiet, jobs)
+    cg = _open(kernel, source, scope, quiet, jobs, all_headers)
     nodes = None
     title = f"call graph ({cg.meta.get('label')})"
     if around is not None:
@@ -261,6 +268,7 @@ def stats(
     fmt: FormatOpt = Format.text,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """Index the tree (if needed) and report what was extracted and resolved.
 
@@ -270,7 +278,7 @@ def stats(
 
     from . import report
 
-    cg = _open(kernel, source, scope, quiet, jobs)
+    cg = _open(kernel, source, scope, quiet, jobs, all_headers)
     st = dict(cg.stats)
     if fmt == Format.json:
         doc = {"schema_version": report.SCHEMA_VERSION, "kernel": report.kernel_doc(cg), "stats": st,
@@ -314,6 +322,7 @@ def sockets(
     fmt: FormatOpt = Format.text,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """The socket configurations the reference stack finds in this kernel, with the create function,
     proto_ops table and proto each one gets — read from the kernel's own tables.
@@ -323,7 +332,7 @@ def sockets(
     from . import report
     from .refstack.model import Model
 
-    cg = _open(kernel, source, scope, quiet, jobs)
+    cg = _open(kernel, source, scope, quiet, jobs, all_headers)
     m = Model(cg)
     rows = []
     for c in m.configs():
@@ -363,6 +372,7 @@ def replay_cmd(
     fmt: FormatOpt = Format.text,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """Replay saved paths on the reference stack — of the kernel they came from, or of another one
     (--kernel / --source): does each path still resolve, and which hop breaks?
@@ -389,7 +399,7 @@ def replay_cmd(
             kernel = label
         elif label:
             source = label
-    cg = _open(kernel, source, scope or scope_saved, quiet, jobs)
+    cg = _open(kernel, source, scope or scope_saved, quiet, jobs, all_headers)
     results = rpaths.replay_saved(cg, saved, socket)
     if fmt == Format.json:
         _write(json.dumps({"schema_version": report.SCHEMA_VERSION, "kernel": report.kernel_doc(cg),
@@ -406,12 +416,12 @@ class DiffFormat(str, Enum):
     markdown = "markdown"
 
 
-def _open_spec(spec: str, scope: str | None, quiet: bool, jobs: int | None):  # type: ignore[no-untyped-def]
+def _open_spec(spec: str, scope: str | None, quiet: bool, jobs: int | None, all_headers: bool = False):  # type: ignore[no-untyped-def]
     """A version (6.1), a directory or tarball, or repo@tag."""
     from . import sources
 
     kernel, source = sources.parse_spec(spec)
-    return _open(kernel, source, scope, quiet, jobs)
+    return _open(kernel, source, scope, quiet, jobs, all_headers)
 
 
 @app.command()
@@ -431,6 +441,7 @@ def diff(
                                             "comment).")] = DiffFormat.text,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """How the best path FROM -> TO changed between two kernels, hop by hop: hops added, removed,
     renamed, moved (e.g. to a header inline), resolution, #if condition or signature changed.
@@ -446,8 +457,8 @@ def diff(
     if not graph_ and (src is None or dst is None):
         raise UsageError("diff needs FROM and TO functions (or --graph)",
                          "e.g. ksrcgraph diff sendto dev_queue_xmit --from 6.1 --to 6.12")
-    a = _open_spec(from_, scope, quiet, jobs)
-    b = _open_spec(to, scope, quiet, jobs)
+    a = _open_spec(from_, scope, quiet, jobs, all_headers)
+    b = _open_spec(to, scope, quiet, jobs, all_headers)
     if graph_:
         g = D.graph_diff(a, b)
         if fmt == DiffFormat.json:
@@ -502,13 +513,14 @@ def fetch(
     scope: ScopeOpt = None,
     quiet: QuietOpt = False,
     jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
 ) -> None:
     """Prepare a kernel version ahead of time: find (or download) its sources, extract the scope,
     index and link it, so that later queries start warm.
 
     Example: ksrcgraph fetch 6.12 --scope net,include,fs
     """
-    cg = _open(version_, source, scope, quiet, jobs)
+    cg = _open(version_, source, scope, quiet, jobs, all_headers)
     st = cg.stats
     print(f"kernel {cg.meta.get('label')} ({cg.meta.get('version') or '?'}) ready: {st.get('files')} files, "
           f"{st.get('functions')} functions, {st.get('edges')} edges")

@@ -190,10 +190,11 @@ def to_plain(ff: FileFacts) -> tuple:
 def from_plain(t: tuple) -> FileFacts:
     path, *parts = t
     out = [path]
+    new = tuple.__new__  # NamedTuple construction without _make's checks: these tuples came from to_plain
     for (_, cls), items in zip(_PARTS, parts[: len(_PARTS)]):
         if cls is Struct:
-            out.append(tuple(Struct(n, ln, tuple(Field(*f) for f in fs), c) for n, ln, fs, c in items))
+            out.append(tuple(Struct(n, ln, tuple(new(Field, f) for f in fs), c) for n, ln, fs, c in items))
         else:
-            out.append(tuple(cls._make(i) for i in items))
+            out.append(tuple(new(cls, i) for i in items))
     out.extend(parts[len(_PARTS) :])
     return FileFacts(*out)

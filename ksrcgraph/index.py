@@ -16,6 +16,7 @@ Steps:
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -39,8 +40,50 @@ class Index:
     stats: dict = field(default_factory=dict)
 
 
-def manifest_id(tree: SourceTree) -> str:
-    return f"{tree.root}|{','.join(tree.scope)}"
+def manifest_id(tree: SourceTree, all_headers: bool = False) -> str:
+    return f"{tree.root}|{','.join(tree.scope)}|{'all' if all_headers else 'reach'}"
+
+
+_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]', re.M)
+
+
+def includes_of(data: bytes) -> tuple[str, ...]:
+    """The #include targets of a file, '<linux/net.h' or '"foo.h' (quote kind kept)."""
+    return tuple(q.decode() + n.decode("utf-8", "replace").strip() for q, n in _INCLUDE.findall(data))
+
+
+def include_closure(rows: list[tuple]) -> set[str]:
+    """The .c files in scope and every header they include, directly or not. A header no .c file
+    in scope includes cannot define or declare anything the scope's code calls: it is not indexed
+    (unless --all-headers). Resolution: "x.h" next to the includer first; <x/y.h> under include/,
+    include/uapi/, and <asm/y.h> as include/asm-generic/y.h (the architecture is not in scope)."""
+    present = {r[0] for r in rows}
+    incs = {r[0]: r[4] for r in rows}
+    roots = [p for p in present if p.endswith(".c")]
+    if not roots:
+        return present
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        here = os.path.dirname(p)
+        for inc in incs.get(p, ()):
+            kind, name = inc[0], inc[1:]
+            cands = []
+            if kind == '"':
+                cands.append(os.path.normpath(os.path.join(here, name)))
+            cands += [f"include/{name}", f"include/uapi/{name}"]
+            if name.startswith("asm/"):
+                cands.append(f"include/asm-generic/{name[4:]}")
+            for c in cands:
+                if c in present:
+                    if c not in seen:
+                        stack.append(c)
+                    break
+    return seen
 
 
 def _digest(files: list[tuple[str, str]]) -> str:
@@ -72,44 +115,50 @@ def _job(items: list[tuple[str, str]]) -> list[tuple[str, str, bytes | None, int
     return out
 
 
-def build_index(tree: SourceTree, store: Store, jobs: int | None = None, progress: Progress | None = None) -> Index:
+def build_index(tree: SourceTree, store: Store, jobs: int | None = None, progress: Progress | None = None,
+                all_headers: bool = False) -> Index:
     t0 = time.perf_counter()
-    mid = manifest_id(tree)
+    mid = manifest_id(tree, all_headers)
     xkey = _extract.extractor_key()
     prev = store.get_manifest(mid)
     prev_rows = {r[0]: tuple(r) for r in prev[1]} if prev else {}
     stats: dict = {"files": 0, "bytes": 0, "parsed": 0, "parsed_bytes": 0, "reused": 0, "unreadable": []}
 
-    if prev and tree.immutable and prev[0]["digest"]:
+    if prev and tree.immutable and prev[0]["digest"] and all(len(r) >= 5 for r in prev[1]):
         rows = [tuple(r) for r in prev[1]]
     else:
         rows = []
         for rel, ap, size, mtime in list_files(tree):
             old = prev_rows.get(rel)
-            if old is not None and old[1] == size and old[2] == mtime:
+            if old is not None and old[1] == size and old[2] == mtime and len(old) >= 5:
                 rows.append(old)
                 continue
             try:
                 with open(ap, "rb") as fh:
-                    h = content_hash(fh.read())
+                    data = fh.read()
             except OSError as e:
                 stats["unreadable"].append(f"{rel}: {e.strerror}")
                 continue
-            rows.append((rel, size, mtime, h))
+            rows.append((rel, size, mtime, content_hash(data), includes_of(data)))
     if not rows:
         from .errors import SourceError
 
         raise SourceError(f"no .c or .h files under {tree.root} in scope {','.join(tree.scope)}",
                           "check --source and --scope")
-    files = sorted((r[0], r[3]) for r in rows)
+    keep = {r[0] for r in rows} if all_headers else include_closure(rows)
+    stats["headers_in_scope"] = sum(1 for r in rows if r[0].endswith(".h"))
+    stats["headers_indexed"] = sum(1 for r in rows if r[0].endswith(".h") and r[0] in keep)
+    files = sorted((r[0], r[3]) for r in rows if r[0] in keep)
     stats["files"] = len(files)
-    stats["bytes"] = sum(r[1] for r in rows)
+    stats["bytes"] = sum(r[1] for r in rows if r[0] in keep)
     hashes = [h for _, h in files]
     known = store.known_blobs(hashes, xkey)
     todo: dict[str, str] = {}
+    queued: set[str] = set()
     for rel, h in files:
-        if h not in known and h not in todo.values():
+        if h not in known and h not in queued:
             todo[rel] = h
+            queued.add(h)
     stats["reused"] = len(files) - len(todo)
     if todo:
         _parse_all(tree, todo, store, xkey, jobs or default_jobs(), progress, stats)

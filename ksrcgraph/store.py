@@ -260,22 +260,26 @@ class Store:
 
         return self._guard(q)
 
+    ROWS_PER_CHUNK = 64  # functions whose edge rows are stored (and read) together
+
     def get_rows(self, key: str, nodes: Sequence[int]) -> dict[int, list]:
         """Edge rows of these functions; DamagedEntry when one fails its checksum."""
         def q() -> dict[int, list]:
             out: dict[int, list] = {}
-            for i in range(0, len(nodes), 500):
-                chunk = list(nodes[i : i + 500])
-                marks = ",".join("?" * len(chunk))
-                for node, data, cs in self.db.execute(
-                    f"SELECT node, data, checksum FROM graph_rows WHERE key=? AND node IN ({marks})", (key, *chunk)
+            chunks = sorted({n // self.ROWS_PER_CHUNK for n in nodes})
+            for i in range(0, len(chunks), 500):
+                part = chunks[i : i + 500]
+                marks = ",".join("?" * len(part))
+                for chunk, data, cs in self.db.execute(
+                    f"SELECT node, data, checksum FROM graph_rows WHERE key=? AND node IN ({marks})", (key, *part)
                 ):
                     try:
                         if checksum(data) != cs:
                             raise ValueError("checksum")
-                        out[node] = unpack(data)  # type: ignore[assignment]
+                        rows = unpack(data)
                     except (ValueError, EOFError, TypeError, zlib.error) as e:
-                        raise DamagedEntry(f"edges of function #{node}") from e
+                        raise DamagedEntry(f"edges of functions #{chunk * self.ROWS_PER_CHUNK}..") from e
+                    out.update(rows)  # type: ignore[arg-type]
             return out
 
         return self._guard(q)
@@ -297,7 +301,10 @@ class Store:
 
     def put_graph(self, key: str, core: dict, rows: dict[int, list], parts: dict[str, object]) -> None:
         data = pack(core)
-        row_data = [(key, node, d, checksum(d)) for node, d in ((n, pack(r)) for n, r in sorted(rows.items()))]
+        chunks: dict[int, dict[int, list]] = {}
+        for n, r in rows.items():
+            chunks.setdefault(n // self.ROWS_PER_CHUNK, {})[n] = r
+        row_data = [(key, c, d, checksum(d)) for c, d in ((c, pack(v)) for c, v in sorted(chunks.items()))]
         part_data = [(key, name, d, checksum(d)) for name, d in ((n, pack(v)) for n, v in sorted(parts.items()))]
         with self._tx():
             self.db.execute("DELETE FROM graph_rows WHERE key=?", (key,))

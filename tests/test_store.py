@@ -73,3 +73,29 @@ def test_warm_graph_is_read_not_rebuilt(tmp_path, monkeypatch):
     assert "link_seconds" not in warm.meta and warm.meta["index"]["parsed"] == 0
     assert list(warm.all_edges()) == list(cold.all_edges())
     assert warm.ids == cold.ids
+
+
+def test_only_included_headers_are_indexed(tmp_path):
+    from ksrcgraph.index import include_closure, includes_of
+
+    tree = tmp_path / "t"
+    files = {
+        "net/a.c": '#include <linux/x.h>\n#include "local.h"\nint a(void) { return x(); }\n',
+        "net/local.h": "#include <asm/barrier.h>\n",
+        "include/linux/x.h": "#include <linux/y.h>\nstatic inline int x(void) { return y(); }\n",
+        "include/linux/y.h": "static inline int y(void) { return 0; }\n",
+        "include/asm-generic/barrier.h": "static inline void mb(void) { }\n",
+        "include/linux/unused.h": "static inline int never(void) { return 1; }\n",
+    }
+    rows = []
+    for rel, text in files.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(text)
+        rows.append((rel, 0, 0, "", includes_of(text.encode())))
+    assert include_closure(rows) == set(files) - {"include/linux/unused.h"}
+    with Store(tmp_path / "c.sqlite") as st:
+        t = sources.open_tree(None, str(tree), ("net", "include"))
+        ix = index.build_index(t, st, jobs=1)
+        assert ix.stats["files"] == 5 and ix.stats["headers_indexed"] == 4 and ix.stats["headers_in_scope"] == 5
+        every = index.build_index(t, st, jobs=1, all_headers=True)
+        assert every.stats["files"] == 6 and every.digest != ix.digest

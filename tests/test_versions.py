@@ -25,7 +25,7 @@ struct socket { const struct proto_ops *ops; };
 struct proto_ops { int (*sendmsg)(struct socket *sock, int len); };
 int sock_sendmsg(struct socket *sock, int len);
 """,
-    "net/socket.c": """
+    "net/socket.c": """#include <linux/net.h>
 int sock_sendmsg(struct socket *sock, int len)
 {
 	return sock->ops->sendmsg(sock, len);
@@ -37,7 +37,7 @@ long sys_sendto(int fd, int len)
 	return sock_sendmsg(sock, len);
 }
 """,
-    "net/ipv4/af_inet.c": """
+    "net/ipv4/af_inet.c": """#include <linux/net.h>
 static int inet_sendmsg(struct socket *sock, int len)
 {
 	return xmit_one(len);
@@ -100,12 +100,15 @@ def test_hop_added_and_removed(tmp_path):
 
 
 def test_moved_to_a_header_inline(tmp_path):
-    inet = BASE["net/ipv4/af_inet.c"].replace("int dev_queue_xmit(int len)\n{\n\treturn len;\n}\n", "")
+    inet = "#include <linux/netdevice.h>\n" + BASE["net/ipv4/af_inet.c"].replace(
+        "int dev_queue_xmit(int len)\n{\n\treturn len;\n}\n", "")
     hdr = "static inline int dev_queue_xmit(int len)\n{\n\treturn len;\n}\n"
     got, d = changes(tmp_path, {"net/ipv4/af_inet.c": inet, "include/linux/netdevice.h": hdr})
     assert got == [("moved", "dev_queue_xmit")]
     assert d.changes[0].detail == ("dev_queue_xmit: net/ipv4/af_inet.c:13 → include/linux/netdevice.h:1 "
                                    "(now a static inline in a header)")
+    # netdevice.h counts because af_inet.c includes it
+    assert d.b.stats["files"] == 4
 
 
 def test_resolution_changed(tmp_path):
