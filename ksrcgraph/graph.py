@@ -106,8 +106,18 @@ def pack(lg: LinkedGraph) -> tuple[dict, dict[int, list], dict]:
         for i in range(len(ids)):
             ptr[i + 1] += ptr[i]
         core[name] = (ptr.tobytes(), idx.tobytes(), wt.tobytes())
+    # pairs that only pointers connect, with the slots of those pointers: what a socket's state can
+    # rule out, known without reading any edge row
+    usable_by_pair: dict[tuple[int, int], list[tuple]] = defaultdict(list)
+    for t in lg.edges:
+        if not (t[6] and t[6][0][0] == "through_param"):
+            usable_by_pair[(index[t[0]], index[t[1]])].append(t)
+    pointer_pairs = []
+    for (a, b), ts in sorted(usable_by_pair.items()):
+        if not any(t[2] in ("direct", "syscall", "param") for t in ts):
+            pointer_pairs.append((a, b, tuple(sorted({t[8] or "" for t in ts}))))
     parts = {"model": {k: v for k, v in lg.model.items() if k != "ops_entries"},
-             "ops_entries": lg.model.get("ops_entries", {})}
+             "ops_entries": lg.model.get("ops_entries", {}), "pointer_pairs": pointer_pairs}
     return core, dict(rows), parts
 
 
@@ -179,6 +189,14 @@ class CallGraph:
     @cached_property
     def ops_entries(self) -> dict:
         return self.part("ops_entries") or {}
+
+    @cached_property
+    def pointer_pairs(self) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+        """caller -> [(callee, slots)] for the pairs only pointers connect (see pack)."""
+        out: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        for a, b, slots in self.part("pointer_pairs") or []:
+            out[self.ids[a]].append((self.ids[b], tuple(slots)))
+        return out
 
     def _out_of(self, nid: str) -> dict[str, list[Edge]]:
         out: dict[str, list[Edge]] = defaultdict(list)

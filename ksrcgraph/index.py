@@ -151,6 +151,13 @@ def build_index(tree: SourceTree, store: Store, jobs: int | None = None, progres
     files = sorted((r[0], r[3]) for r in rows if r[0] in keep)
     stats["files"] = len(files)
     stats["bytes"] = sum(r[1] for r in rows if r[0] in keep)
+    digest = _digest(files)
+    if prev is not None and prev[0]["digest"] == digest and prev[0]["id"] == mid:
+        # nothing changed since this manifest was recorded with every file's facts in the store
+        # (a fact lost since then is re-extracted by load_facts)
+        stats["reused"] = len(files)
+        stats["seconds"] = round(time.perf_counter() - t0, 3)
+        return Index(tree, mid, digest, files, xkey, stats)
     hashes = [h for _, h in files]
     known = store.known_blobs(hashes, xkey)
     todo: dict[str, str] = {}
@@ -162,7 +169,6 @@ def build_index(tree: SourceTree, store: Store, jobs: int | None = None, progres
     stats["reused"] = len(files) - len(todo)
     if todo:
         _parse_all(tree, todo, store, xkey, jobs or default_jobs(), progress, stats)
-    digest = _digest(files)
     if prev is None or prev[0]["digest"] != digest or not (prev and tree.immutable):
         store.put_manifest(mid, tree.label, str(tree.root), ",".join(tree.scope), tree.version, digest,
                            [list(r) for r in sorted(rows)])

@@ -64,8 +64,8 @@ def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: froze
         # every function on some s -> t path costing at most best + slack (Dijkstra both ways,
         # stopped at that cost)
         limit = best + slack + 1e-9
-        ds = cg.distances(s, False, banned, limit)
-        dt = cg.distances(t, True, banned, limit)
+        ds = cg.distances(s, False, banned)  # computed once, cached: cheaper than one per margin
+        dt = cg.distances(t, True, banned)
         keep = {v for v, d in ds.items() if d + dt.get(v, INF) <= limit and (within is None or v in within)}
         if s not in keep or t not in keep:
             return []
@@ -100,8 +100,8 @@ def relevant(cg: CallGraph, src: str, dst: str, margin: float, avoid: list[str] 
     if sp is None:
         return set()
     limit = sp[0] + margin
-    ds = cg.distances(src, False, banned, limit)
-    dt = cg.distances(dst, True, banned, limit)
+    ds = cg.distances(src, False, banned)
+    dt = cg.distances(dst, True, banned)
     return {v for v, d in ds.items() if d + dt.get(v, INF) <= limit}
 
 

@@ -104,36 +104,30 @@ def realising(cg: CallGraph, model: Model, path: query.Path, configs: list[Confi
     return [c for c in (configs or model.configs()) if replay(cg, model, path.nodes, c, path.hops).resolves]
 
 
-def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, list[Edge]]]:
+def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, tuple[str, ...]]]:
     """Caller/callee pairs among within that a socket may not be able to take: every usable edge
-    between them goes through a pointer (no plain call, no function passed as an argument)."""
-    out = []
-    for a in sorted(within):
-        for b, edges in cg.out[a].items():
-            if b not in within:
-                continue
-            usable = [e for e in edges if not e.through_param]
-            if usable and not any(e.kind in DIRECT or e.kind == "param" for e in usable):
-                out.append((a, b, usable))
-    return out
+    between them goes through a pointer (no plain call, no function passed as an argument); with
+    the slots of those pointers."""
+    pp = cg.pointer_pairs
+    return [(a, b, slots) for a in sorted(within) for b, slots in pp.get(a, ()) if b in within]
 
 
 def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within: set[str],
-                       pairs: list[tuple[str, str, list[Edge]]] | None = None) -> set[tuple[str, str]]:
+                       pairs: list[tuple[str, str, tuple[str, ...]]] | None = None) -> set[tuple[str, str]]:
     """Caller/callee pairs among the functions within that no hop of a resolving path can take for
     this configuration: every usable edge between them is a pointer its state contradicts, or one
     no rule models (a path through it would not resolve either)."""
     st = model.state(config)
     bindings: dict[str, object] = {}
     out: set[tuple[str, str]] = set()
-    for a, b, usable in (pairs if pairs is not None else candidate_pairs(cg, within)):
+    for a, b, slots in (pairs if pairs is not None else candidate_pairs(cg, within)):
         dead = True
-        for e in usable:
-            if not e.slot or "." not in e.slot or e.slot.startswith("?."):
+        for slot in slots:
+            if not slot or "." not in slot or slot.startswith("?."):
                 continue  # a local, a global or an untyped pointer: never confirmed
-            if e.slot not in bindings:
-                bindings[e.slot] = model.binding(st, e.slot)
-            bnd = bindings[e.slot]
+            if slot not in bindings:
+                bindings[slot] = model.binding(st, slot)
+            bnd = bindings[slot]
             if bnd is not None and b in bnd.functions:  # type: ignore[attr-defined]
                 dead = False
                 break
