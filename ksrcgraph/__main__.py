@@ -1,5 +1,5 @@
 """``python -m ksrcgraph`` is the ``ksrcgraph`` command."""
 
-from .cli import main
+from .entry import main
 
 main()

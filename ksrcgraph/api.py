@@ -42,7 +42,9 @@ class _Lazy:
         self.st, self.key, self.rebuild = st, key, rebuild
         self.fresh: tuple[dict, dict] | None = None  # (rows, parts) after a rebuild
 
-    def rows(self, nodes: list[int]) -> dict[int, list]:
+    def rows(self, nodes: list[int], lost: list[int] | None = None) -> dict[int, list]:
+        if self.fresh is None and lost:
+            self._rebuild(f"edges of {len(lost)} function(s) are missing")
         if self.fresh is None:
             try:
                 return self.st.get_rows(self.key, nodes)

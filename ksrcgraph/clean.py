@@ -72,23 +72,38 @@ def _identifier_at(buf: bytes, pos: int) -> tuple[int, int]:
 _DIRECTIVE_RE = re.compile(rb"[ \t]*#[ \t]*(?:define|undef|ifdef|ifndef|if|elif)\b[^\n]*$")
 
 
+_LOOKBACK = 4096  # a directive line is never longer: bounded look-back keeps huge one-line files linear
+
+
+def _line_start(buf: bytes | bytearray, pos: int) -> int:
+    """Start of the line holding pos, or -1 when it starts more than _LOOKBACK bytes back."""
+    lo = max(0, pos - _LOOKBACK)
+    nl = buf.rfind(b"\n", lo, pos)
+    if nl < 0:
+        return 0 if lo == 0 else -1
+    return nl + 1
+
+
 def _in_directive_head(buf: bytes | bytearray, pos: int) -> bool:
     """True when pos sits on a preprocessor directive line (before any continuation)."""
-    start = buf.rfind(b"\n", 0, pos) + 1
-    return _DIRECTIVE_RE.match(bytes(buf[start:pos])) is not None
+    start = _line_start(buf, pos)
+    return start >= 0 and _DIRECTIVE_RE.match(bytes(buf[start:pos])) is not None
 
 
 def _in_directive(buf: bytes | bytearray, pos: int) -> bool:
     """True when pos is inside a directive, including its backslash-continued lines."""
-    start = buf.rfind(b"\n", 0, pos) + 1
-    while True:
+    start = _line_start(buf, pos)
+    for _ in range(256):  # continuation lines of one directive
+        if start < 0:
+            return False
         if bytes(buf[start:pos]).lstrip().startswith(b"#"):
             return True
         if start >= 2 and buf[start - 2] == 0x5C:  # previous line ends with a backslash
             pos = start - 1
-            start = buf.rfind(b"\n", 0, pos) + 1
+            start = _line_start(buf, pos)
             continue
         return False
+    return False
 
 
 def match_paren(buf: bytes | bytearray, open_pos: int, limit: int = 20000) -> int:

@@ -626,6 +626,13 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         finally:
             sys.exit(0)
+    except ImportError as e:  # tree-sitter, tree-sitter-c or networkx missing or broken
+        if debug:
+            raise
+        print(f"Error: missing dependency: {e.name or e}", file=sys.stderr)
+        print("Hint: reinstall ksrcgraph (pip install ksrcgraph) so that its dependencies are installed",
+              file=sys.stderr)
+        sys.exit(1)
     except MemoryError:
         print("Error: out of memory", file=sys.stderr)
         print("Hint: narrow --scope or use a machine with more memory", file=sys.stderr)

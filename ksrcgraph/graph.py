@@ -94,7 +94,8 @@ def pack(lg: LinkedGraph) -> tuple[dict, dict[int, list], dict]:
         c = edge_cost(t, fanout)
         if c < pair_cost.get(key, INF):
             pair_cost[key] = c
-    core = {"ids": ids, "nodes": lg.nodes, "aliases": lg.aliases, "stats": lg.stats, "n_edges": len(lg.edges)}
+    core = {"ids": ids, "nodes": lg.nodes, "aliases": lg.aliases, "stats": lg.stats, "n_edges": len(lg.edges),
+            "rows_of": sorted(rows)}  # functions with outgoing edges: a row the store lacks is damage
     for name, pairs in (("fwd", sorted(pair_cost)), ("rev", sorted((v, u) for u, v in pair_cost))):
         ptr = array("i", [0] * (len(ids) + 1))
         idx = array("i")
@@ -164,6 +165,7 @@ class CallGraph:
             wt.frombytes(core[name][2])
             self._arrays[name] = (ptr, idx, wt)
         self._rows = rows
+        self._has_row = set(core.get("rows_of", ()))
         self._row_cache: dict[int, list] = {}
         self._parts = parts
         self._dist_cache: dict[tuple, dict[str, float]] = {}
@@ -175,6 +177,9 @@ class CallGraph:
         need = [i for i in idxs if i not in self._row_cache]
         if need:
             got = self._rows(need) if callable(self._rows) else {i: self._rows.get(i, []) for i in need}
+            lost = [i for i in need if i in self._has_row and i not in got]
+            if lost and callable(self._rows):
+                got = self._rows(need, lost)  # type: ignore[call-arg]
             for i in need:
                 self._row_cache[i] = got.get(i, [])
         return {i: self._row_cache[i] for i in idxs}
