@@ -246,6 +246,34 @@ class CallGraph:
         return self.out[a].get(b, [])
 
     # -- weighted search ---------------------------------------------------------------------------
+    def _dijkstra(self, s: int, reverse: bool, ban: set[int], cutoff: float = INF, stop: int = -1,
+                  inside: set[int] | None = None, gone: set[tuple[int, int]] | None = None
+                  ) -> tuple[dict[int, float], dict[int, int]]:
+        """(cost, predecessor) of the functions reachable from index s over the weighted arrays,
+        skipping banned functions, functions outside inside and gone pairs; stops at stop."""
+        ptr, idx, wt = self._arrays["rev" if reverse else "fwd"]
+        dist = {s: 0.0}
+        prev: dict[int, int] = {}
+        done: set[int] = set()
+        heap = [(0.0, s)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if u in done:
+                continue
+            if d > cutoff or u == stop:
+                break
+            done.add(u)
+            for j in range(ptr[u], ptr[u + 1]):
+                v = idx[j]
+                if v in ban or (inside is not None and v not in inside) or (gone and (u, v) in gone):
+                    continue
+                nd = d + wt[j]
+                if nd < dist.get(v, INF):
+                    dist[v] = nd
+                    prev[v] = u
+                    heapq.heappush(heap, (nd, v))
+        return dist, prev
+
     def distances(self, src: str, reverse: bool = False, banned: frozenset[str] = frozenset(),
                   cutoff: float = INF) -> dict[str, float]:
         """Cost of the cheapest path from src (to src, when reverse) to every function it reaches."""
@@ -253,27 +281,7 @@ class CallGraph:
         got = self._dist_cache.get(key)
         if got is not None:
             return got
-        ptr, idx, wt = self._arrays["rev" if reverse else "fwd"]
-        ban = {self.index[b] for b in banned if b in self.index}
-        s = self.index[src]
-        dist = {s: 0.0}
-        done: set[int] = set()
-        heap = [(0.0, s)]
-        while heap:
-            d, u = heapq.heappop(heap)
-            if u in done:
-                continue
-            if d > cutoff:
-                break
-            done.add(u)
-            for j in range(ptr[u], ptr[u + 1]):
-                v = idx[j]
-                if v in ban:
-                    continue
-                nd = d + wt[j]
-                if nd < dist.get(v, INF):
-                    dist[v] = nd
-                    heapq.heappush(heap, (nd, v))
+        dist, _ = self._dijkstra(self.index[src], reverse, {self.index[b] for b in banned if b in self.index}, cutoff)
         ids = self.ids
         got = {ids[i]: d for i, d in dist.items() if d <= cutoff}
         if len(self._dist_cache) > 64:
@@ -286,34 +294,13 @@ class CallGraph:
                       ) -> tuple[float, list[str]] | None:
         """The cheapest path src -> dst avoiding banned functions and removed pairs, only through
         functions within (when given); None when there is none."""
-        ptr, idx, wt = self._arrays["fwd"]
         index = self.index
         if src not in index or dst not in index:
             return None
-        ban = {index[b] for b in banned if b in index}
-        inside = {index[v] for v in within} if within is not None else None
-        gone = {(index[a], index[b]) for a, b in removed if a in index and b in index}
         s, t = index[src], index[dst]
-        dist = {s: 0.0}
-        prev: dict[int, int] = {}
-        done: set[int] = set()
-        heap = [(0.0, s)]
-        while heap:
-            d, u = heapq.heappop(heap)
-            if u in done:
-                continue
-            if u == t:
-                break
-            done.add(u)
-            for j in range(ptr[u], ptr[u + 1]):
-                v = idx[j]
-                if v in ban or (inside is not None and v not in inside) or (u, v) in gone:
-                    continue
-                nd = d + wt[j]
-                if nd < dist.get(v, INF):
-                    dist[v] = nd
-                    prev[v] = u
-                    heapq.heappush(heap, (nd, v))
+        dist, prev = self._dijkstra(s, False, {index[b] for b in banned if b in index}, stop=t,
+                                    inside={index[v] for v in within} if within is not None else None,
+                                    gone={(index[a], index[b]) for a, b in removed if a in index and b in index})
         if t not in dist:
             return None
         path = [t]

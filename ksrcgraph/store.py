@@ -154,16 +154,17 @@ class Store:
             self.db = self._open()
             return fn(*args)
 
+    def _select_in(self, sql: str, fixed: tuple, keys: Sequence):  # type: ignore[no-untyped-def]
+        """Rows of ``sql`` (ending in ``IN ({marks})``) for keys, 500 at a time."""
+        for i in range(0, len(keys), 500):
+            chunk = list(keys[i : i + 500])
+            yield from self.db.execute(sql.format(marks=",".join("?" * len(chunk))), (*fixed, *chunk))
+
     # -- blobs -----------------------------------------------------------------------------
     def known_blobs(self, hashes: Sequence[str], xkey: str) -> set[str]:
         def q() -> set[str]:
-            out: set[str] = set()
-            for i in range(0, len(hashes), 500):
-                chunk = hashes[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self.db.execute(f"SELECT hash FROM blobs WHERE xkey=? AND hash IN ({marks})", (xkey, *chunk))
-                out.update(r[0] for r in rows)
-            return out
+            return {r[0] for r in self._select_in("SELECT hash FROM blobs WHERE xkey=? AND hash IN ({marks})",
+                                                  (xkey,), hashes)}
 
         return self._guard(q)
 
@@ -171,19 +172,14 @@ class Store:
         def q() -> dict[str, FileFacts]:
             out: dict[str, FileFacts] = {}
             bad: list[str] = []
-            uniq = sorted(set(hashes))
-            for i in range(0, len(uniq), 500):
-                chunk = uniq[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                for h, data, cs in self.db.execute(
-                    f"SELECT hash, data, checksum FROM blobs WHERE xkey=? AND hash IN ({marks})", (xkey, *chunk)
-                ):
-                    try:
-                        if checksum(data) != cs:
-                            raise ValueError("checksum")
-                        out[h] = unpack_facts(data)
-                    except (ValueError, EOFError, TypeError, zlib.error):
-                        bad.append(h)
+            for h, data, cs in self._select_in("SELECT hash, data, checksum FROM blobs WHERE xkey=? AND hash IN ({marks})",
+                                               (xkey,), sorted(set(hashes))):
+                try:
+                    if checksum(data) != cs:
+                        raise ValueError("checksum")
+                    out[h] = unpack_facts(data)
+                except (ValueError, EOFError, TypeError, zlib.error):
+                    bad.append(h)
             if bad:
                 self._damaged(f"facts of {len(bad)} file(s)")
                 self.delete_blobs(bad, xkey)
@@ -267,19 +263,15 @@ class Store:
         def q() -> dict[int, list]:
             out: dict[int, list] = {}
             chunks = sorted({n // self.ROWS_PER_CHUNK for n in nodes})
-            for i in range(0, len(chunks), 500):
-                part = chunks[i : i + 500]
-                marks = ",".join("?" * len(part))
-                for chunk, data, cs in self.db.execute(
-                    f"SELECT node, data, checksum FROM graph_rows WHERE key=? AND node IN ({marks})", (key, *part)
-                ):
-                    try:
-                        if checksum(data) != cs:
-                            raise ValueError("checksum")
-                        rows = unpack(data)
-                    except (ValueError, EOFError, TypeError, zlib.error) as e:
-                        raise DamagedEntry(f"edges of functions #{chunk * self.ROWS_PER_CHUNK}..") from e
-                    out.update(rows)  # type: ignore[arg-type]
+            for chunk, data, cs in self._select_in("SELECT node, data, checksum FROM graph_rows WHERE key=? AND node IN ({marks})",
+                                                   (key,), chunks):
+                try:
+                    if checksum(data) != cs:
+                        raise ValueError("checksum")
+                    rows = unpack(data)
+                except (ValueError, EOFError, TypeError, zlib.error) as e:
+                    raise DamagedEntry(f"edges of functions #{chunk * self.ROWS_PER_CHUNK}..") from e
+                out.update(rows)  # type: ignore[arg-type]
             return out
 
         return self._guard(q)
