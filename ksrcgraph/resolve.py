@@ -149,15 +149,11 @@ class Resolver:
                 callee = c.callee
                 if callee[0] == "d":
                     callee = callee[1]
-                if callee[0] == "v" and callee[1] in pmap and not c.wrapper:
+                if callee[0] == "v" and callee[1] in pmap:  # okfn(...), (*okfn)(...), INDIRECT_CALL_1(okfn, ...)
                     key = (fid, pmap[callee[1]])
                     self.called.add(key)
                     self.call_in_callee.setdefault(key, (ff.path, c.line))
                     continue
-                if c.wrapper and callee[0] == "v" and callee[1] in pmap:
-                    key = (fid, pmap[callee[1]])
-                    self.called.add(key)
-                    self.call_in_callee.setdefault(key, (ff.path, c.line))
                 if not c.args or callee[0] != "v" or not any(n in c.args for n in pmap):
                     continue
                 target = self.callable_for(fi, callee[1])

@@ -74,6 +74,16 @@ def unpack_facts(data: bytes) -> FileFacts:
     return from_plain(unpack(data))  # type: ignore[arg-type]
 
 
+def checked(data: bytes, cs: str) -> object:
+    """A stored value, unpacked after its checksum; ValueError (or a decoding error) when damaged."""
+    if checksum(data) != cs:
+        raise ValueError("checksum")
+    return unpack(data)
+
+
+_DAMAGE = (ValueError, EOFError, TypeError, zlib.error)
+
+
 def warn(msg: str) -> None:
     print(f"Warning: {msg}", file=sys.stderr)
 
@@ -175,10 +185,8 @@ class Store:
             for h, data, cs in self._select_in("SELECT hash, data, checksum FROM blobs WHERE xkey=? AND hash IN ({marks})",
                                                (xkey,), sorted(set(hashes))):
                 try:
-                    if checksum(data) != cs:
-                        raise ValueError("checksum")
-                    out[h] = unpack_facts(data)
-                except (ValueError, EOFError, TypeError, zlib.error):
+                    out[h] = from_plain(checked(data, cs))  # type: ignore[arg-type]
+                except _DAMAGE:
                     bad.append(h)
             if bad:
                 self._damaged(f"facts of {len(bad)} file(s)")
@@ -208,10 +216,8 @@ class Store:
                 return None
             label, root, scope, version, created, digest, data, cs = row
             try:
-                if checksum(data) != cs:
-                    raise ValueError("checksum")
-                files = unpack(data)
-            except (ValueError, EOFError, TypeError, zlib.error):
+                files = checked(data, cs)
+            except _DAMAGE:
                 self._damaged(f"manifest {mid}")
                 return None
             meta = {"id": mid, "label": label, "root": root, "scope": scope, "version": version,
@@ -244,12 +250,9 @@ class Store:
             row = self.db.execute("SELECT data, checksum FROM graphs WHERE key=?", (key,)).fetchone()
             if row is None:
                 return None
-            data, cs = row
             try:
-                if checksum(data) != cs:
-                    raise ValueError("checksum")
-                return unpack(data)
-            except (ValueError, EOFError, TypeError, zlib.error):
+                return checked(*row)
+            except _DAMAGE:
                 self._damaged(f"graph {key}")
                 self.delete_graph(key)
                 return None
@@ -266,10 +269,8 @@ class Store:
             for chunk, data, cs in self._select_in("SELECT node, data, checksum FROM graph_rows WHERE key=? AND node IN ({marks})",
                                                    (key,), chunks):
                 try:
-                    if checksum(data) != cs:
-                        raise ValueError("checksum")
-                    rows = unpack(data)
-                except (ValueError, EOFError, TypeError, zlib.error) as e:
+                    rows = checked(data, cs)
+                except _DAMAGE as e:
                     raise DamagedEntry(f"edges of functions #{chunk * self.ROWS_PER_CHUNK}..") from e
                 out.update(rows)  # type: ignore[arg-type]
             return out
@@ -281,12 +282,9 @@ class Store:
             row = self.db.execute("SELECT data, checksum FROM graph_parts WHERE key=? AND part=?", (key, part)).fetchone()
             if row is None:
                 return None
-            data, cs = row
             try:
-                if checksum(data) != cs:
-                    raise ValueError("checksum")
-                return unpack(data)
-            except (ValueError, EOFError, TypeError, zlib.error) as e:
+                return checked(*row)
+            except _DAMAGE as e:
                 raise DamagedEntry(f"{part} of the graph") from e
 
         return self._guard(q)
