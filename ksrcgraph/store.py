@@ -70,10 +70,6 @@ def pack_facts(ff: FileFacts) -> bytes:
     return pack(to_plain(ff))
 
 
-def unpack_facts(data: bytes) -> FileFacts:
-    return from_plain(unpack(data))  # type: ignore[arg-type]
-
-
 def checked(data: bytes, cs: str) -> object:
     """A stored value, unpacked after its checksum; ValueError (or a decoding error) when damaged."""
     if checksum(data) != cs:
