@@ -412,8 +412,9 @@ class Model:
         fns = {f for t in tables for f in self.fns(t, fld)}
         return Binding(key, fns, tables, fld)
 
-    def describe(self, b: Binding, st: SocketState) -> str:
-        """How the state binds: 'sock->ops = inet_dgram_ops (net/ipv4/af_inet.c:1111): .sendmsg = inet_sendmsg'."""
+    def describe(self, b: Binding, st: SocketState, callee: str | None = None) -> str:
+        """How the state binds: 'sock->ops = inet_dgram_ops (net/ipv4/af_inet.c:1111): .sendmsg = inet_sendmsg'
+        (for a set of stores, those that store callee first)."""
         label = {"sock.ops": "sock->ops", "sk.prot": "sk->sk_prot", "family": f"net_families[{st.config.family}]",
                  "file.f_op": "file->f_op", "icsk.af_ops": "icsk->icsk_af_ops",
                  "protocol": f"{st.config.family}_protos[{st.config.protocol or '?'}]",
@@ -423,7 +424,11 @@ class Model:
         if b.key == "create":
             return f"{b.note}: .{b.field} = {binds} ({', '.join(b.tables[:3])})"
         if b.key in ("dst.output", "dst.input", "napi.poll"):
-            src = "; ".join(b.tables[:3]) + (f"; +{len(b.tables) - 3} more" if len(b.tables) > 3 else "")
+            stores = b.tables
+            if callee is not None:
+                cname = self.cg.name(callee)
+                stores = sorted(stores, key=lambda x: not re.search(rf"=\s*{re.escape(cname)}\b", x))
+            src = "; ".join(stores[:3]) + (f"; +{len(stores) - 3} more" if len(stores) > 3 else "")
             return f"{label} ∈ {{{binds}}} set by {src or 'nothing in scope'}"
         tabs = ", ".join(f"{self.label(t)} ({self.where(t)})" for t in b.tables) or "no table"
         return f"{label} = {tabs}: .{b.field} = {binds}"

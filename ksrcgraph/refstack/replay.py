@@ -78,7 +78,7 @@ def judge(model: Model, config: Config, edges: list[Edge], callee: str, before: 
         b = model.binding(st, e.slot)
         if b is None:
             continue
-        how = model.describe(b, st)
+        how = model.describe(b, st, callee)
         verdicts.append(HopVerdict("confirmed" if callee in b.functions else "contradicted", how, e.slot))
     for v in verdicts:
         if v.verdict == "confirmed":
