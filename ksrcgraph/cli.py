@@ -314,6 +314,76 @@ def stats_text(cg, st: dict) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines) + "\n"
 
 
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+    dot = "dot"
+    svg = "svg"
+    html = "html"
+
+
+@app.command()
+def report(
+    src: Annotated[str, typer.Argument(metavar="FROM")],
+    dst: Annotated[str, typer.Argument(metavar="TO")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (e.g. reports/sendto.svg).")] = ...,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="svg and html need Graphviz's dot.")] = ReportFormat.html,
+    kernel: KernelOpt = None,
+    source: SourceOpt = None,
+    scope: ScopeOpt = None,
+    socket: Annotated[str | None, typer.Option("--socket", help="Only paths this socket takes.")] = None,
+    via: Annotated[list[str] | None, typer.Option("--via", help="Function the path must pass through.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many paths.")] = 5,
+    quiet: QuietOpt = False,
+    jobs: JobsOpt = None,
+    all_headers: AllHeadersOpt = False,
+) -> None:
+    """Write the paths FROM -> TO to a file: text, JSON, DOT, SVG, or an HTML page holding the text
+    report and the SVG drawing (SVG and HTML need Graphviz).
+
+    Example: ksrcgraph report sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp -o reports/udp.html
+    """
+    import html
+    import shutil
+    import subprocess
+
+    from . import report as rep
+    from .refstack import paths as rpaths
+
+    cg = _open(kernel, source, scope, quiet, jobs, all_headers)
+    s, t = cg.lookup(src), cg.lookup(dst)
+    vias = [cg.lookup(v) for v in (via or [])]
+    q = {"from": src, "to": dst, "from_id": s, "to_id": t, "via": vias, "avoid": [], "k": k, "max_depth": 40,
+         "socket": socket}
+    res = rpaths.socket_paths(cg, s, t, k=k, via=vias, socket=socket)
+    text = rep.paths_text(cg, q, res.paths, res.extras(), None if socket else res.groups())
+    if fmt == ReportFormat.text:
+        _write(text, out)
+        return
+    if fmt == ReportFormat.json:
+        _write(rep.paths_json(cg, q, res.paths, res.extras(), res.summary()), out)
+        return
+    dot = rep.paths_dot(cg, q, res.paths)
+    if fmt == ReportFormat.dot:
+        _write(dot, out)
+        return
+    exe = shutil.which("dot")
+    if exe is None:
+        raise KsrcError(f"--format {fmt.value} needs Graphviz's dot, which is not installed",
+                        "install graphviz (apt-get install graphviz), or use --format dot or text")
+    r = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise KsrcError(f"dot failed: {r.stderr.strip()[:200]}", "write --format dot and render it yourself")
+    svg = r.stdout
+    if fmt == ReportFormat.svg:
+        _write(svg, out)
+        return
+    title = html.escape(f"{src} → {dst} ({cg.meta.get('label')})")
+    page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\n"
+            f"<h1>{title}</h1>\n{svg[svg.find('<svg'):]}\n<pre>{html.escape(text)}</pre>\n</body></html>\n")
+    _write(page, out)
+
+
 @app.command()
 def sockets(
     kernel: KernelOpt = None,

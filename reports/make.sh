@@ -13,5 +13,8 @@ $k sockets --kernel 6.1 -q > sockets-6.1.txt
 $k diff write udp_sendmsg --from 6.1 --to 6.12 --socket inet:dgram:udp --via sock_write_iter \
   --scope net,include,fs -q --format markdown > diff-write-6.1-6.12.md || [ $? -eq 3 ]
 if command -v dot > /dev/null; then
-  dot -Tsvg sendto-dev_queue_xmit-6.1-udp.dot > sendto-dev_queue_xmit-6.1-udp.svg
+  $k report sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp -k 1 -q --format svg \
+    -o sendto-dev_queue_xmit-6.1-udp.svg
+  $k report sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp -k 1 -q --format html \
+    -o sendto-dev_queue_xmit-6.1-udp.html
 fi

@@ -134,3 +134,17 @@ def test_stats_reports_counts():
     assert st["files"] == len([p for p in (FIXTURES / "minikernel").rglob("*.[ch]")
                                if p.parts[len(FIXTURES.parts) + 1] in ("net", "include", "fs")])
     assert st["indirect_sites"] > 10 and st["resolved_ops"] > 5 and st["error_nodes"] == 0
+
+
+def test_report_files(tmp_path):
+    for fmt in ("text", "json", "dot", "html", "svg"):
+        out = tmp_path / f"r.{fmt}"
+        r = run("report", "sendto", "dev_queue_xmit", "--source", MINI, "--socket", "inet:dgram:udp", "-k", "1",
+                "--format", fmt, "-o", str(out))
+        if fmt in ("html", "svg") and not shutil.which("dot"):
+            assert r.returncode == 1 and "needs Graphviz" in r.stderr
+            continue
+        assert r.returncode == 0, r.stderr
+        body = out.read_text()
+        assert {"text": "udp_sendmsg", "json": '"schema_version": 1', "dot": "digraph", "html": "<svg",
+                "svg": "<svg"}[fmt] in body
