@@ -168,7 +168,7 @@ def path(
     if fmt == Format.json:
         _write(report.paths_json(cg, q, result.paths, result.extras(), result.summary()))
     elif fmt == Format.dot:
-        _write(report.paths_dot(cg, q, result.paths))
+        _write(report.paths_dot(cg, q, result.paths, result.extras()))
     else:
         _write(report.paths_text(cg, q, result.paths, result.extras(), None if socket else result.groups()))
 
@@ -363,7 +363,7 @@ def report(
     if fmt == ReportFormat.json:
         _write(rep.paths_json(cg, q, res.paths, res.extras(), res.summary()), out)
         return
-    dot = rep.paths_dot(cg, q, res.paths)
+    dot = rep.paths_dot(cg, q, res.paths, res.extras())
     if fmt == ReportFormat.dot:
         _write(dot, out)
         return

@@ -221,7 +221,7 @@ EDGE_COLOR = {"direct": "black", "syscall": "black", "indirect_candidate": "gray
 
 
 def dot_graph(cg: CallGraph, nodes: Iterable[str], edges: Iterable[Edge], title: str,
-              highlight: dict[str, str] | None = None) -> str:
+              highlight: dict[str, str] | None = None, labels: dict[tuple[str, str], str] | None = None) -> str:
     lines = [f"digraph {_dot_id(title)} {{", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];',
              f"  label={_dot_id(title)}; labelloc=t;"]
     for nid in sorted(set(nodes)):
@@ -231,7 +231,9 @@ def dot_graph(cg: CallGraph, nodes: Iterable[str], edges: Iterable[Edge], title:
         lines.append(f"  {_dot_id(nid)} [label={label}{extra}];")
     for e in sorted(set(edges), key=lambda e: (e.src, e.dst, e.kind, e.file, e.line)):
         lab = [e.kind] if e.kind != "direct" else []
-        if e.kind in ("ops", "assign") and e.evidence:
+        if labels and (e.src, e.dst) in labels:
+            lab.append(labels[(e.src, e.dst)][:48])
+        elif e.kind in ("ops", "assign") and e.evidence:
             lab.append(str(e.evidence[0][1])[:40])
         lines.append(f"  {_dot_id(e.src)} -> {_dot_id(e.dst)} [style={EDGE_STYLE[e.kind]}, color={EDGE_COLOR[e.kind]}"
                      + (f", label={_dot_label(*lab)}" if lab else "") + "];")
@@ -239,17 +241,23 @@ def dot_graph(cg: CallGraph, nodes: Iterable[str], edges: Iterable[Edge], title:
     return "\n".join(lines) + "\n"
 
 
-def paths_dot(cg: CallGraph, query: dict, paths: list[Path]) -> str:
+def paths_dot(cg: CallGraph, query: dict, paths: list[Path], extras: list[dict] | None = None) -> str:
     nodes: set[str] = set()
     edges: list[Edge] = []
-    for p in paths:
+    labels: dict[tuple[str, str], str] = {}
+    for i, p in enumerate(paths):
         nodes.update(p.nodes)
         edges.extend(primary_edge(h) for h in p.hops)
+        rep = extras[i].get("replay") if extras else None
+        for j, h in enumerate(rep["hops"] if rep else []):
+            if h["verdict"] == "confirmed" and h.get("state"):
+                # "sock->ops = inet_dgram_ops (net/...): .sendmsg = ..." -> "sock->ops = inet_dgram_ops"
+                labels.setdefault((p.nodes[j], p.nodes[j + 1]), h["state"].split(" (")[0].split(":")[0])
     hl = {}
     if paths:
         hl[paths[0].nodes[0]] = "style=filled, fillcolor=lightyellow"
         hl[paths[0].nodes[-1]] = "style=filled, fillcolor=lightyellow"
-    return dot_graph(cg, nodes, edges, f"{query['from']} -> {query['to']} ({cg.meta.get('label')})", hl)
+    return dot_graph(cg, nodes, edges, f"{query['from']} -> {query['to']} ({cg.meta.get('label')})", hl, labels)
 
 
 # -- trees (callers / callees) -------------------------------------------------------------------
