@@ -156,21 +156,28 @@ def path(
     Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp
     """
     from . import report
-    from .refstack import paths as rpaths
 
     cg = _open(kernel, source, scope, quiet, jobs, all_headers)
-    s, t = cg.lookup(src), cg.lookup(dst)
-    vias = [cg.lookup(v) for v in (via or [])]
-    avoids = [cg.lookup(a) for a in (avoid or [])]
-    q = {"from": src, "to": dst, "from_id": s, "to_id": t, "via": vias, "avoid": avoids, "k": k,
-         "max_depth": max_depth, "socket": socket}
-    result = rpaths.socket_paths(cg, s, t, k=k, via=vias, avoid=avoids, max_depth=max_depth, socket=socket)
+    q, result = _query_paths(cg, src, dst, via, avoid, k, max_depth, socket)
     if fmt == Format.json:
         _write(report.paths_json(cg, q, result.paths, result.extras(), result.summary()))
     elif fmt == Format.dot:
         _write(report.paths_dot(cg, q, result.paths, result.extras()))
     else:
         _write(report.paths_text(cg, q, result.paths, result.extras(), None if socket else result.groups()))
+
+
+def _query_paths(cg, src: str, dst: str, via: list[str] | None, avoid: list[str] | None, k: int,  # type: ignore[no-untyped-def]
+                 max_depth: int, socket: str | None):
+    """(query document, refstack.paths.SocketPaths) of a path query on cg."""
+    from .refstack import paths as rpaths
+
+    s, t = cg.lookup(src), cg.lookup(dst)
+    vias = [cg.lookup(v) for v in (via or [])]
+    avoids = [cg.lookup(a) for a in (avoid or [])]
+    q = {"from": src, "to": dst, "from_id": s, "to_id": t, "via": vias, "avoid": avoids, "k": k,
+         "max_depth": max_depth, "socket": socket}
+    return q, rpaths.socket_paths(cg, s, t, k=k, via=vias, avoid=avoids, max_depth=max_depth, socket=socket)
 
 
 def _tree(fn: str, depth: int, direction: str, kernel, source, scope, fmt, quiet, jobs, all_headers) -> None:  # type: ignore[no-untyped-def]
@@ -348,14 +355,9 @@ def report(
     import subprocess
 
     from . import report as rep
-    from .refstack import paths as rpaths
 
     cg = _open(kernel, source, scope, quiet, jobs, all_headers)
-    s, t = cg.lookup(src), cg.lookup(dst)
-    vias = [cg.lookup(v) for v in (via or [])]
-    q = {"from": src, "to": dst, "from_id": s, "to_id": t, "via": vias, "avoid": [], "k": k, "max_depth": 40,
-         "socket": socket}
-    res = rpaths.socket_paths(cg, s, t, k=k, via=vias, socket=socket)
+    q, res = _query_paths(cg, src, dst, via, None, k, 40, socket)
     text = rep.paths_text(cg, q, res.paths, res.extras(), None if socket else res.groups())
     if fmt == ReportFormat.text:
         _write(text, out)
