@@ -1,7 +1,7 @@
 """ksrcgraph benchmark: cold index, warm queries, second version, memory — against cscope and a raw
 tree-sitter parse measured in the same run, on the same machine and files.
 
-    python bench/run.py --kernel 6.1 --second 6.12 [--repeat 3] [--out bench/results/6.1.json]
+    .venv/bin/python bench/run.py --kernel 6.1 --second 6.12 [--repeat 3] [--out bench/results/6.1.json]
 
 Measures (each repeated, reported as min and median wall seconds):
  * ``cscope -b -q -k`` over every .c/.h file in scope (installed with apt-get when missing);
@@ -122,9 +122,21 @@ def main() -> None:
                     "machine": platform.platform(), "python": platform.python_version(),
                     "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
+    from ksrcgraph import sources
+    from ksrcgraph.errors import KsrcError
+
     print(f"preparing trees ({args.kernel}, {args.second}) ...", file=sys.stderr)
-    root = tree_of(args.kernel, scope)
-    root2 = tree_of(args.second, scope) if args.second else None
+    try:
+        root = tree_of(args.kernel, scope)
+    except KsrcError as e:
+        raise SystemExit(f"bench: {e.message} ({e.hint})") from e
+    root2 = None
+    if args.second:
+        if sources.system_tarball(args.second) or (Path(sources.paths.trees_dir()) / args.second).is_dir():
+            root2 = tree_of(args.second, scope)
+        else:
+            print(f"bench: no sources for {args.second}: the second-version measure is skipped "
+                  f"(apt-get install linux-source-{args.second})", file=sys.stderr)
     files = file_list(root, scope)
     result["files"] = len(files)
     result["bytes"] = sum(os.path.getsize(f) for f in files)
