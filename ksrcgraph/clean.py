@@ -10,7 +10,11 @@ by ``ksrcgraph/data``:
 * function-defining macros (``SYSCALL_DEFINE3(socket, int, family, ...)``) become the C function head
   they expand to (``long sys_socket(int family, ...)``), padded with spaces;
 * statement-like macros (``list_for_each_entry(pos, head, member) { ... }``) become ``while``, so their
-  body stays inside the loop and no call in it is lost.
+  body stays inside the loop and no call in it is lost;
+* declaration-making macro invocations standing alone at the top level, without a semicolon
+  (``DEV_CORE_STATS_INC(rx_dropped)``, ``BTF_ID(func, f)``, ``module_init(f)``), are replaced by spaces:
+  their expansion is not visible here, and left in place they glue themselves to the next definition,
+  which then parses under the macro's name or not at all.
 
 Directive lines (``#define __rcu``) are left alone: the macro definitions themselves are facts.
 """
@@ -221,6 +225,7 @@ def clean(src: bytes) -> bytes:
             if close > 0:
                 _blank(buf, m.start(), close + 1)
     _blank_type_keywords(buf, rules)
+    _blank_top_level_invocations(buf)
     snapshot = bytes(buf)
     seen: set[int] = set()
     for key in rules.keys:
@@ -283,3 +288,50 @@ def _rewrite_macro(buf: bytearray, snapshot: bytes, name: str, start: int, open_
         j += 1
     if j < len(snapshot) and snapshot[j] not in b";,)=?:|&+-*/.<>[]":
         buf[start : start + n] = b"while" + b" " * (n - 5)
+
+
+# A line that starts, in column 0, with ``NAME(`` is either the second line of a function head whose
+# type sits on the line before (``static int\nfoo(int a)\n{``) or a macro invoked at file scope.
+_TOP_CALL = re.compile(rb"^([A-Za-z_]\w*)[ \t]*\(", re.M)
+_NOT_MACROS = frozenset(b"if while for switch return sizeof typeof __typeof__ do else case defined _Static_assert "
+                        b"static_assert asm __asm__ _Generic".split())
+_ENDS_DECLARATION = frozenset(b";})")
+
+
+def _blank_top_level_invocations(buf: bytearray) -> None:
+    """Blank ``MACRO(args)`` standing alone at file scope: it starts a line in column 0, its
+    argument list ends its line, the line before it ends a declaration (``;``, ``}``, ``)``, a
+    comment or a directive) and what follows is not a body, a ``;`` or the rest of an expression."""
+    src = bytes(buf)
+    n = len(src)
+    for m in _TOP_CALL.finditer(src):
+        if m.group(1) in _NOT_MACROS:
+            continue
+        close = match_paren(src, m.end() - 1, limit=4000)
+        if close < 0:
+            continue
+        eol = src.find(b"\n", close)
+        eol = n if eol < 0 else eol
+        rest = src[close + 1 : eol].strip()
+        if rest and not rest.startswith(b"//") and not (rest.startswith(b"/*") and rest.endswith(b"*/")):
+            continue
+        j = eol
+        while j < n and src[j] in b" \t\r\n":
+            j += 1
+        if j < n and not (src[j] == 0x5F or src[j] == 0x23 or src[j] == 0x2F or chr(src[j]).isalpha()):
+            continue  # a body, a ";", an operator: a function head or an expression
+        if not _after_declaration(src, m.start()):
+            continue
+        _blank(buf, m.start(), close + 1)
+
+
+def _after_declaration(src: bytes, pos: int) -> bool:
+    """True when the text before pos (the start of a line) ends a declaration, a comment or a
+    directive — not a type that a function head on this line would continue."""
+    before = src[max(0, pos - _LOOKBACK) : pos].rstrip()
+    if not before:
+        return True  # start of file
+    line = before[before.rfind(b"\n") + 1 :].strip()
+    if line.endswith(b"\\"):
+        return False  # inside a macro definition
+    return line[-1] in _ENDS_DECLARATION or line.endswith(b"*/") or line.startswith((b"#", b"//"))

@@ -65,3 +65,25 @@ def test_loop_macro_names_not_rewritten_in_definitions_and_declarations():
            b"static int inet_for_each_thing(int a) { return a; }\n"
            b"int n = count_for_each(x);\n")
     assert clean(src) == src
+
+
+def test_file_scope_macro_invocations_blanked():
+    src = (b"}\n\nDEV_STATS_INC(rx_dropped)\nDEV_STATS_INC(tx_dropped) /* both */\n"
+           b"BTF_ID(func,\n       my_kfunc)\nstatic int forward(struct sk_buff *skb)\n{\n\treturn 0;\n}\n")
+    out = clean(src)
+    assert same_shape(src, out)
+    assert b"DEV_STATS_INC" not in out and b"BTF_ID" not in out and b"my_kfunc" not in out
+    assert b"/* both */" in out and b"static int forward(struct sk_buff *skb)\n{" in out
+
+
+def test_function_heads_and_statements_in_column_0_kept():
+    # the type on the line before, attributes after, a body next: a function head, not a macro
+    heads = (b"static int\nfoo(int a)\n{\n}\n"
+             b"struct sock *\nbar(int a,\n    int b)\n{\n}\n"
+             b"int x;\nbaz(int a)\n{\n}\n")
+    assert clean(heads) == heads
+    # statements and expressions in column 0; a macro definition's continuation lines
+    other = (b"int f(void)\n{\nif (x)\n\tg();\nfoo(a)\n\t+ 1;\n}\n"
+             b"#define M(x) \\\nN(x)\nint y;\n"
+             b"int g(void);\nDEFINE_X(a) = 1;\nLIST(b);\n")
+    assert clean(other) == other

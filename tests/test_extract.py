@@ -286,3 +286,13 @@ static int unix_create(struct net *net, struct socket *sock, int protocol, int k
     allocs = [(c.args.split(",")[3].strip(), c.guard) for c in ff.calls if c.callee == ("v", "sk_alloc")]
     assert allocs == [("&unix_stream_proto", ("if", "type == SOCK_STREAM", True)),
                       ("&unix_dgram_proto", ("if", "type == SOCK_STREAM", False))]
+
+
+def test_definition_after_file_scope_macro_invocations(facts_of):
+    # macros expanding to definitions, invoked without a semicolon, must not swallow the next function
+    ff = facts_of("DEV_STATS_INC(rx_dropped)\nDEV_STATS_INC(tx_dropped)\n\n"
+                  "static inline int __dev_forward(struct net_device *dev, struct sk_buff *skb)\n"
+                  "{\n\treturn dev_xmit(skb);\n}\n", "include/linux/netdevice.h")
+    assert [f.name for f in ff.functions] == ["__dev_forward"]
+    assert [c.callee for c in calls_in(ff, "__dev_forward")] == [("v", "dev_xmit")]
+    assert ff.error_count == 0
