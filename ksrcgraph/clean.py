@@ -292,7 +292,10 @@ def _rewrite_macro(buf: bytearray, snapshot: bytes, name: str, start: int, open_
 
 # A line that starts, in column 0, with ``NAME(`` is either the second line of a function head whose
 # type sits on the line before (``static int\nfoo(int a)\n{``) or a macro invoked at file scope.
-_TOP_CALL = re.compile(rb"^([A-Za-z_]\w*)[ \t]*\(", re.M)
+# (Searched from the newline: a literal first character makes the scan ~6x faster than ``^`` in
+# multi-line mode. A file's first line is matched on its own.)
+_TOP_CALL = re.compile(rb"\n([A-Za-z_]\w*)[ \t]*\(")
+_FIRST_CALL = re.compile(rb"([A-Za-z_]\w*)[ \t]*\(")
 _NOT_MACROS = frozenset(b"if while for switch return sizeof typeof __typeof__ do else case defined _Static_assert "
                         b"static_assert asm __asm__ _Generic".split())
 _ENDS_DECLARATION = frozenset(b";})")
@@ -304,8 +307,12 @@ def _blank_top_level_invocations(buf: bytearray) -> None:
     comment or a directive) and what follows is not a body, a ``;`` or the rest of an expression."""
     src = bytes(buf)
     n = len(src)
-    for m in _TOP_CALL.finditer(src):
+    first = _FIRST_CALL.match(src)
+    for m in ([first] if first else []) + list(_TOP_CALL.finditer(src)):
         if m.group(1) in _NOT_MACROS:
+            continue
+        start = m.start(1)
+        if not _after_declaration(src, start):
             continue
         close = match_paren(src, m.end() - 1, limit=4000)
         if close < 0:
@@ -320,15 +327,15 @@ def _blank_top_level_invocations(buf: bytearray) -> None:
             j += 1
         if j < n and not (src[j] == 0x5F or src[j] == 0x23 or src[j] == 0x2F or chr(src[j]).isalpha()):
             continue  # a body, a ";", an operator: a function head or an expression
-        if not _after_declaration(src, m.start()):
-            continue
-        _blank(buf, m.start(), close + 1)
+        _blank(buf, start, close + 1)
 
 
 def _after_declaration(src: bytes, pos: int) -> bool:
     """True when the text before pos (the start of a line) ends a declaration, a comment or a
     directive — not a type that a function head on this line would continue."""
-    before = src[max(0, pos - _LOOKBACK) : pos].rstrip()
+    before = src[max(0, pos - 256) : pos].rstrip()  # usually enough to hold the line before
+    if not before and pos > 256:
+        before = src[max(0, pos - _LOOKBACK) : pos].rstrip()
     if not before:
         return True  # start of file
     line = before[before.rfind(b"\n") + 1 :].strip()

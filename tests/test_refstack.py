@@ -168,3 +168,65 @@ def test_default_is_the_newest_local_kernel(tmp_path):
                        env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "using kernel 6.10" in r.stderr
+
+
+CAN_LIKE = {
+    "net/can/af_can.c": """
+static int can_create(struct net *net, struct socket *sock, int protocol, int kern)
+{
+	const struct can_proto *cp = can_get_proto(protocol);
+	struct sock *sk;
+
+	if (cp->type != sock->type)
+		return -EPROTOTYPE;
+	sock->ops = cp->ops;
+	sk = sk_alloc(net, PF_CAN, GFP_KERNEL, cp->prot, kern);
+	return 0;
+}
+
+static const struct net_proto_family can_family_ops = {
+	.family = PF_CAN,
+	.create = can_create,
+};
+
+static int can_init(void)
+{
+	return sock_register(&can_family_ops);
+}
+""",
+    "net/can/raw.c": """
+static int raw_sendmsg(struct socket *sock, struct msghdr *msg, size_t size) { return can_send(NULL, 1); }
+static const struct proto_ops raw_ops = { .family = PF_CAN, .sendmsg = raw_sendmsg };
+static struct proto raw_proto = { .name = "CAN_RAW" };
+static const struct can_proto raw_can_proto = {
+	.type = SOCK_RAW,
+	.protocol = CAN_RAW,
+	.ops = &raw_ops,
+	.prot = &raw_proto,
+};
+static int raw_module_init(void) { return can_proto_register(&raw_can_proto); }
+""",
+    "net/can/bcm.c": """
+static int bcm_sendmsg(struct socket *sock, struct msghdr *msg, size_t size) { return 0; }
+static const struct proto_ops bcm_ops = { .family = PF_CAN, .sendmsg = bcm_sendmsg };
+static struct proto bcm_proto = { .name = "CAN_BCM" };
+static const struct can_proto bcm_can_proto = {
+	.type = SOCK_DGRAM,
+	.protocol = CAN_BCM,
+	.ops = &bcm_ops,
+	.prot = &bcm_proto,
+};
+static int bcm_module_init(void) { return can_proto_register(&bcm_can_proto); }
+""",
+}
+
+
+def test_second_family_with_a_protocol_table(graph_of):
+    # a family other than inet whose create function takes ops and prot from a registered
+    # (type, protocol) entry: its protocols are spelled CAN_*, and none of them is a wildcard
+    m = Model(graph_of(CAN_LIKE))
+    rows = {str(c): (m.state(c).ops, m.state(c).prot) for c in m.configs()}
+    assert rows == {"can:raw:raw": (["net/can/raw.c::raw_ops"], ["net/can/raw.c::raw_proto"]),
+                    "can:dgram:bcm": (["net/can/bcm.c::bcm_ops"], ["net/can/bcm.c::bcm_proto"])}
+    assert m.state(m.parse("can:dgram")).prot == ["net/can/bcm.c::bcm_proto"]
+    assert "no can entry for type raw and protocol bcm" in m.state(Config("can", "raw", "bcm")).problem

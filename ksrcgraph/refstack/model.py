@@ -20,11 +20,11 @@ from functools import cached_property
 from .. import kdata
 from ..errors import UsageError
 
-_PREFIX = {"family": ("PF_", "AF_"), "type": ("SOCK_",), "protocol": ("IPPROTO_",)}
+_PREFIX = {"family": ("PF_", "AF_"), "type": ("SOCK_",)}
 
 
 def short(const: str, what: str) -> str:
-    """PF_INET -> inet, SOCK_DGRAM -> dgram, IPPROTO_UDP -> udp."""
+    """PF_INET -> inet, SOCK_DGRAM -> dgram (protocols: Model.protocol_name)."""
     c = re.sub(r"^cpu_to_be16\((.*)\)$", r"\1", const.strip())
     for p in _PREFIX[what]:
         if c.startswith(p):
@@ -141,6 +141,19 @@ class Model:
                 out.setdefault(fname, {"table": t, "create": self.fns(t, "create"), "file": file, "line": line})
         return dict(sorted(out.items()))
 
+    def protocols(self, family: str) -> tuple[str, tuple[str, ...]]:
+        """(prefix, wildcards) of the family's protocol constants (``IPPROTO_``, ``IPPROTO_IP 0`` for
+        inet; ``CAN_`` and none for can), from refstack_families.tsv."""
+        f = self.fam_data.get(family, {})
+        return f.get("protocol_prefix", ""), tuple(f.get("protocol_any", "").split())
+
+    def protocol_name(self, family: str, const: str | None) -> str:
+        """IPPROTO_UDP -> udp, CAN_BCM -> bcm; "" for a wildcard or no protocol."""
+        prefix, wild = self.protocols(family)
+        if not const or const in wild:
+            return ""
+        return (const[len(prefix) :] if prefix and const.startswith(prefix) else const).lower()
+
     def entries(self, family: str) -> list[str]:
         reg = self.fam_data.get(family, {}).get("protosw_register")
         return [t for t, _ in self.registered(reg)] if reg else []
@@ -205,8 +218,7 @@ class Model:
                     proto = self.const(e, "protocol")
                     if not ty:
                         continue
-                    p = short(proto, "protocol") if proto and proto not in ("IPPROTO_IP", "0") else ""
-                    c = Config(fam, short(ty, "type"), p)
+                    c = Config(fam, short(ty, "type"), self.protocol_name(fam, proto))
                     if c not in out:
                         out.append(c)
             else:
@@ -258,7 +270,7 @@ class Model:
             st.prot = self.ref(entry, "prot")
             proto = self.const(entry, "protocol")
             if c.protocol:
-                proto = "IPPROTO_" + c.protocol.upper()
+                proto = self.protocols(c.family)[0] + c.protocol.upper()
             reg = fdata.get("protocol_register")
             if reg and proto:
                 st.protocol_tables = [t for t, key in self.registered(reg) if key == proto]
@@ -286,19 +298,21 @@ class Model:
         return st
 
     def _match_entry(self, ents: list[str], c: Config) -> str | None:
-        """inet_create's choice: an exact protocol match, or a wildcard on either side."""
-        want = "IPPROTO_" + c.protocol.upper() if c.protocol else "IPPROTO_IP"
-        wild = ("IPPROTO_IP", "0")
+        """inet_create's (and can_create's) choice: the entry of this type for this protocol, or a
+        wildcard entry (IPPROTO_IP) taking any protocol; with no protocol given, the first entry of
+        the type."""
+        prefix, wild = self.protocols(c.family)
+        want = prefix + c.protocol.upper() if c.protocol else None
+        if want in wild:
+            want = None
         candidates = [e for e in ents if c.type and short(self.const(e, "type") or "", "type") == c.type]
         for e in candidates:
             have = self.const(e, "protocol") or ""
-            if have == want and want not in wild:
+            if want is not None and (have == want or have in wild):
                 return e
-            if want in wild and have not in wild:
+            if want is None and have not in wild:
                 return e
-            if have in wild and want not in wild:
-                return e
-        if not c.protocol:  # "inet:raw": any protocol the wildcard entry takes
+        if want is None:  # "inet:raw": any protocol the wildcard entry takes
             for e in candidates:
                 if (self.const(e, "protocol") or "") in wild:
                     return e
