@@ -14,7 +14,10 @@ by ``ksrcgraph/data``:
 * declaration-making macro invocations standing alone at the top level, without a semicolon
   (``DEV_CORE_STATS_INC(rx_dropped)``, ``BTF_ID(func, f)``, ``module_init(f)``), are replaced by spaces:
   their expansion is not visible here, and left in place they glue themselves to the next definition,
-  which then parses under the macro's name or not at all.
+  which then parses under the macro's name or not at all;
+* a ``/* comment */`` on a line continued by a backslash (inside a multi-line ``#define``) is
+  replaced by spaces: the grammar ends the macro's value at such a comment, and the rest of the
+  macro body spills into the file as code.
 
 Directive lines (``#define __rcu``) are left alone: the macro definitions themselves are facts.
 """
@@ -226,6 +229,8 @@ def clean(src: bytes) -> bytes:
                 _blank(buf, m.start(), close + 1)
     _blank_type_keywords(buf, rules)
     _blank_top_level_invocations(buf)
+    for m in _CONTINUED_COMMENT.finditer(src):
+        _blank(buf, m.start(), m.end())
     snapshot = bytes(buf)
     seen: set[int] = set()
     for key in rules.keys:
@@ -288,6 +293,10 @@ def _rewrite_macro(buf: bytearray, snapshot: bytes, name: str, start: int, open_
         j += 1
     if j < len(snapshot) and snapshot[j] not in b";,)=?:|&+-*/.<>[]":
         buf[start : start + n] = b"while" + b" " * (n - 5)
+
+
+# A one-line block comment followed by a line continuation (no "*/" inside it).
+_CONTINUED_COMMENT = re.compile(rb"/\*(?:[^*\n]|\*(?!/))*\*/(?=[ \t]*\\\n)")
 
 
 # A line that starts, in column 0, with ``NAME(`` is either the second line of a function head whose

@@ -87,3 +87,13 @@ def test_function_heads_and_statements_in_column_0_kept():
              b"#define M(x) \\\nN(x)\nint y;\n"
              b"int g(void);\nDEFINE_X(a) = 1;\nLIST(b);\n")
     assert clean(other) == other
+
+
+def test_comment_inside_multiline_define_blanked():
+    src = (b"#define REASONS(R)\t\\\n\t/* 0x00 */\t\\\n\tR(A) /* a */ x /* b */ \\\n\tR(B)\n"
+           b"int f(void) { return g(); } /* kept: no continuation */\n")
+    out = clean(src)
+    assert same_shape(src, out)
+    assert b"0x00" not in out and b"/* b */" not in out
+    assert b"/* a */ x" in out  # only a comment the continuation follows; never code between two
+    assert b"/* kept: no continuation */" in out

@@ -296,3 +296,11 @@ def test_definition_after_file_scope_macro_invocations(facts_of):
     assert [f.name for f in ff.functions] == ["__dev_forward"]
     assert [c.callee for c in calls_in(ff, "__dev_forward")] == [("v", "dev_xmit")]
     assert ff.error_count == 0
+
+
+def test_definition_after_define_with_comments_in_its_body(facts_of):
+    # a comment inside a multi-line #define must not end the macro and spill its body into code
+    ff = facts_of("#define REASONS(R)\t\\\n\tR(A)\t\\\n\t/* 0x10 */\t\\\n\tR(B)\t\\\n\tR(C)\n"
+                  "int f(void) { return g(); }\n")
+    assert [f.name for f in ff.functions] == ["f"]
+    assert [c.callee for c in calls_in(ff, "f")] == [("v", "g")]

@@ -230,3 +230,106 @@ def test_second_family_with_a_protocol_table(graph_of):
                     "can:dgram:bcm": (["net/can/bcm.c::bcm_ops"], ["net/can/bcm.c::bcm_proto"])}
     assert m.state(m.parse("can:dgram")).prot == ["net/can/bcm.c::bcm_proto"]
     assert "no can entry for type raw and protocol bcm" in m.state(Config("can", "raw", "bcm")).problem
+
+
+BT_LIKE = {
+    "net/bluetooth/af_bluetooth.c": """
+static const struct net_proto_family *bt_proto[BT_MAX_PROTO];
+
+int bt_sock_register(int proto, const struct net_proto_family *ops)
+{
+	bt_proto[proto] = ops;
+	return 0;
+}
+
+struct sock *bt_sock_alloc(struct net *net, struct socket *sock, struct proto *prot, int proto, gfp_t prio, int kern)
+{
+	return sk_alloc(net, PF_BLUETOOTH, prio, prot, kern);
+}
+
+static int bt_sock_create(struct net *net, struct socket *sock, int proto, int kern)
+{
+	return bt_proto[proto]->create(net, sock, proto, kern);
+}
+
+static const struct net_proto_family bt_sock_family_ops = {
+	.family = PF_BLUETOOTH,
+	.create = bt_sock_create,
+};
+
+static int bt_init(void)
+{
+	return sock_register(&bt_sock_family_ops);
+}
+""",
+    "net/bluetooth/l2cap_sock.c": """
+static int l2cap_sock_sendmsg(struct socket *sock, struct msghdr *msg, size_t len) { return l2cap_chan_send(); }
+static const struct proto_ops l2cap_sock_ops = { .family = PF_BLUETOOTH, .sendmsg = l2cap_sock_sendmsg };
+static struct proto l2cap_proto = { .name = "L2CAP" };
+
+static struct sock *l2cap_sock_alloc(struct net *net, struct socket *sock, int proto, gfp_t prio, int kern)
+{
+	return bt_sock_alloc(net, sock, &l2cap_proto, proto, prio, kern);
+}
+
+static int l2cap_sock_create(struct net *net, struct socket *sock, int protocol, int kern)
+{
+	if (sock->type != SOCK_SEQPACKET && sock->type != SOCK_STREAM)
+		return -ESOCKTNOSUPPORT;
+	sock->ops = &l2cap_sock_ops;
+	l2cap_sock_alloc(net, sock, protocol, GFP_ATOMIC, kern);
+	return 0;
+}
+
+static const struct net_proto_family l2cap_sock_family_ops = {
+	.family = PF_BLUETOOTH,
+	.create = l2cap_sock_create,
+};
+
+int l2cap_init_sockets(void)
+{
+	return bt_sock_register(BTPROTO_L2CAP, &l2cap_sock_family_ops);
+}
+""",
+    "net/bluetooth/hci_sock.c": """
+static const struct proto_ops hci_sock_ops = { .family = PF_BLUETOOTH };
+static struct proto hci_sk_proto = { .name = "HCI" };
+
+static int hci_sock_create(struct net *net, struct socket *sock, int protocol, int kern)
+{
+	if (sock->type != SOCK_RAW)
+		return -ESOCKTNOSUPPORT;
+	sock->ops = &hci_sock_ops;
+	bt_sock_alloc(net, sock, &hci_sk_proto, protocol, GFP_ATOMIC, kern);
+	return 0;
+}
+
+static const struct net_proto_family hci_sock_family_ops = {
+	.family = PF_BLUETOOTH,
+	.create = hci_sock_create,
+};
+
+int hci_sock_init(void)
+{
+	return bt_sock_register(BTPROTO_HCI, &hci_sock_family_ops);
+}
+""",
+}
+
+
+def test_sub_families_registered_under_a_protocol(graph_of):
+    # bt_sock_create hands the socket to the net_proto_family registered for its protocol; the
+    # struct proto reaches sk_alloc through a wrapper's parameter (bt_sock_alloc, two levels)
+    m = Model(graph_of(BT_LIKE))
+    rows = {str(c): (m.state(c).create, m.state(c).ops, m.state(c).prot) for c in m.configs()}
+    l2cap = (["net/bluetooth/af_bluetooth.c::bt_sock_create", "net/bluetooth/l2cap_sock.c::l2cap_sock_create"],
+             ["net/bluetooth/l2cap_sock.c::l2cap_sock_ops"], ["net/bluetooth/l2cap_sock.c::l2cap_proto"])
+    assert rows == {
+        "bluetooth:seqpacket:l2cap": l2cap,
+        "bluetooth:stream:l2cap": l2cap,
+        "bluetooth:raw:hci": (["net/bluetooth/af_bluetooth.c::bt_sock_create", "net/bluetooth/hci_sock.c::hci_sock_create"],
+                              ["net/bluetooth/hci_sock.c::hci_sock_ops"], ["net/bluetooth/hci_sock.c::hci_sk_proto"]),
+    }
+    assert m.state(Config("bluetooth", "raw", "l2cap")).problem.startswith("bluetooth refuses type raw")
+    assert m.state(Config("bluetooth", "raw", "sco")).problem == "no bluetooth protocol sco registered"
+    assert m.state(Config("bluetooth", "raw")).problem == "bluetooth sockets need a protocol (hci, l2cap)"

@@ -129,9 +129,10 @@ class Model:
     # -- families and configurations ---------------------------------------------------------------
     @cached_property
     def families(self) -> dict[str, dict]:
+        """family -> {table, create, file, line}: the net_proto_family tables sock_register adds."""
         out: dict[str, dict] = {}
-        for _name, registers, tables, _key, _caller, file, line in self.registrations:
-            if registers != "net_proto_family":
+        for name, registers, tables, _key, _caller, file, line in self.registrations:
+            if registers != "net_proto_family" or self._keyed(name):
                 continue
             for t in tables:
                 fam = self.const(t, "family")
@@ -140,6 +141,32 @@ class Model:
                 fname = short(fam, "family")
                 out.setdefault(fname, {"table": t, "create": self.fns(t, "create"), "file": file, "line": line})
         return dict(sorted(out.items()))
+
+    @staticmethod
+    def _keyed(function: str) -> bool:
+        """Does this registration function take the key as an argument (registrations.tsv)?"""
+        reg = kdata.registrations().get(function)
+        return reg is not None and reg[1] >= 0
+
+    @cached_property
+    def subfamilies(self) -> dict[str, dict[str, dict]]:
+        """family -> protocol -> {table, create, file, line}: net_proto_family tables registered under
+        a protocol number (``bt_sock_register(BTPROTO_L2CAP, &l2cap_sock_family_ops)``), to which the
+        family's create function hands a socket of that protocol."""
+        out: dict[str, dict[str, dict]] = {}
+        for name, registers, tables, key, _caller, file, line in self.registrations:
+            if registers != "net_proto_family" or not self._keyed(name):
+                continue
+            for t in tables:
+                fam = self.const(t, "family")
+                if not fam or short(fam, "family") not in self.families:
+                    continue
+                fname = short(fam, "family")
+                proto = self.protocol_name(fname, key)
+                if proto:
+                    out.setdefault(fname, {}).setdefault(
+                        proto, {"table": t, "create": self.fns(t, "create"), "file": file, "line": line})
+        return {f: dict(sorted(v.items())) for f, v in sorted(out.items())}
 
     def protocols(self, family: str) -> tuple[str, tuple[str, ...]]:
         """(prefix, wildcards) of the family's protocol constants (``IPPROTO_``, ``IPPROTO_IP 0`` for
@@ -158,22 +185,26 @@ class Model:
         reg = self.fam_data.get(family, {}).get("protosw_register")
         return [t for t, _ in self.registered(reg)] if reg else []
 
-    def create_path(self, family: str, depth: int = 2) -> list[tuple[int, str]]:
-        """(depth, function) of the family's create function and the functions it calls directly."""
-        key = (family, depth)
+    def create_path(self, family: str, depth: int = 2, protocol: str = "") -> list[tuple[int, str]]:
+        """(depth, function) of the family's create function and the functions it calls directly
+        (then, for a sub-family's protocol, that protocol's create function and its callees)."""
+        key = (family, depth, protocol)
         got = self._create_paths.get(key)
         if got is None:
-            got = self._create_paths[key] = self._create_path(family, depth)
+            got = self._create_paths[key] = self._create_path(family, depth, protocol)
         return got
 
-    def _create_path(self, family: str, depth: int) -> list[tuple[int, str]]:
+    def _create_path(self, family: str, depth: int, protocol: str) -> list[tuple[int, str]]:
         fam = self.families.get(family)
         if not fam:
             return []
+        sub = self.subfamilies.get(family, {}).get(protocol)
         out: list[tuple[int, str]] = []
         seen: set[str] = set()
         frontier = list(fam["create"])
-        for d in range(depth + 1):
+        for d in range(depth + 2 if sub else depth + 1):
+            if sub and d == 1:
+                frontier = list(sub["create"]) + frontier  # called through the sub-family's table
             nxt = []
             for f in frontier:
                 if f in seen:
@@ -186,9 +217,9 @@ class Model:
             frontier = nxt
         return out
 
-    def _types_in(self, family: str) -> list[str]:
+    def _types_in(self, family: str, protocol: str = "") -> list[str]:
         """Socket types a non-table family's create path mentions (guards and early exits)."""
-        fns = {f for _, f in self.create_path(family)}
+        fns = {f for _, f in self.create_path(family, protocol=protocol)}
         found: list[str] = []
         texts = [str(rec[-3]) for rec in self.assigns + self.allocs if rec[0] in fns and rec[-3]]
         texts += [ex[1] for ex in self.exits if ex[0] in fns]
@@ -200,9 +231,9 @@ class Model:
                     found.append(c)
         return [short(c, "type") for c in found]
 
-    def rejects(self, family: str, sock_type: str) -> str | None:
+    def rejects(self, family: str, sock_type: str, protocol: str = "") -> str | None:
         """The early-exit condition of the family's create path that refuses this type, if any."""
-        for _d, f in self.create_path(family):
+        for _d, f in self.create_path(family, protocol=protocol):
             for fid, cond, file, line in self.exits:
                 if fid == f and _eval_type_cond(cond, "SOCK_" + sock_type.upper() if sock_type else None) is True:
                     return f"{cond} ({file}:{line})"
@@ -222,11 +253,11 @@ class Model:
                     if c not in out:
                         out.append(c)
             else:
-                types = self._types_in(fam)
-                for t in types or [""]:
-                    c = Config(fam, t)
-                    if c not in out and self.state(c).ok:
-                        out.append(c)
+                for proto in self.subfamilies.get(fam) or [""]:
+                    for t in self._types_in(fam, proto) or [""]:
+                        c = Config(fam, t, proto)
+                        if c not in out and self.state(c).ok:
+                            out.append(c)
         return out
 
     def parse(self, text: str) -> Config:
@@ -275,11 +306,18 @@ class Model:
             if reg and proto:
                 st.protocol_tables = [t for t, key in self.registered(reg) if key == proto]
         else:
-            why = self.rejects(c.family, c.type) if c.type else None
+            subs = self.subfamilies.get(c.family, {})
+            if subs and c.protocol not in subs:
+                st.problem = (f"no {c.family} protocol {c.protocol} registered" if c.protocol else
+                              f"{c.family} sockets need a protocol ({', '.join(subs)})")
+                return st
+            if subs:
+                st.create += [f for f in subs[c.protocol]["create"] if f not in st.create]
+            why = self.rejects(c.family, c.type, c.protocol) if c.type else None
             if why:
                 st.problem = f"{c.family} refuses type {c.type}: {why}"
                 return st
-            path = self.create_path(c.family)
+            path = self.create_path(c.family, protocol=c.protocol)
             order = {f: d for d, f in path}
             ops = self._applicable([a for a in self.assigns if a[0] in order and a[1] == "socket.ops"], order, c)
             st.ops = [v[1] for v in ops if v[0] == "table"]
@@ -379,7 +417,7 @@ class Model:
     def created_with(self, st: SocketState, slot: str) -> Binding | None:
         """A pointer the family's create path sets (po->xmit = dev_queue_xmit in packet_create,
         sk->sk_data_ready = sock_def_readable in sock_init_data), for this socket type."""
-        path = self.create_path(st.config.family)
+        path = self.create_path(st.config.family, protocol=st.config.protocol)
         order = {f: d for d, f in path}
         recs = [r for r in self.fn_stores if r[1] == slot and r[0] in order]
         if not recs:

@@ -82,6 +82,7 @@ def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
     alloc_arg = int(alloc_idx) if alloc_idx.isdigit() else -1
     assign_slots = {v[1] for k, v in state_src.items() if v[0] in ("assign_to", "init_store")}
 
+    allocators = _alloc_wrappers(prog, alloc_fn, alloc_arg)
     tables: dict[str, dict] = {}
     ops_entries: dict[str, dict[str, list[str]]] = {}
     exits: list = []
@@ -179,7 +180,7 @@ def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
                 continue
             name = c.callee[1]
             reg = regs.get(name)
-            if reg is not None or name == alloc_fn:
+            if reg is not None or name in allocators:
                 from ..link import parse_args
 
                 args = parse_args(c)
@@ -192,8 +193,9 @@ def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
                             kv = args[key_i]
                             key = kv[1] if kv[0] in ("v", "n") else None
                         registrations.append((name, registers, found, key, fid, ff.path, c.line))
-                if name == alloc_fn and 0 <= alloc_arg < len(args) and args[alloc_arg] is not None:
-                    v = _prot_value(prog, resolver, fi, c.caller, fid, args[alloc_arg], ff)
+                k = allocators.get(name, -1)
+                if 0 <= k < len(args) and args[k] is not None:
+                    v = _prot_value(prog, resolver, fi, c.caller, fid, args[k], ff)
                     if v is not None:
                         allocs.append((fid, v, c.guard, ff.path, c.line))
     # -- stores into rule slots (dst->output, napi->poll, ...) ----------------------------------------
@@ -208,6 +210,32 @@ def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
                     stores[f"{struct}.{field}"].append((target, step[0], step[1], step[2], step[3]))
     return {"tables": tables, "registrations": registrations, "assigns": assigns, "allocs": allocs,
             "stores": dict(stores), "exits": exits, "fn_stores": fn_stores, "ops_entries": ops_entries}
+
+
+def _alloc_wrappers(prog, alloc_fn: str, alloc_arg: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The allocator (sk_alloc: its prot argument's index) and the functions that pass one of their
+    own parameters as that argument (bt_sock_alloc(net, sock, prot, ...) calls sk_alloc(..., prot,
+    kern)): function name -> index of the prot argument. Wrappers of wrappers too."""
+    from ..link import parse_args
+
+    out = {alloc_fn: alloc_arg} if alloc_fn and alloc_arg >= 0 else {}
+    for _ in range(4):  # wrapper depth; the kernel has one or two levels
+        found = {}
+        for fi, ff in enumerate(prog.facts):
+            for c in ff.calls:
+                if c.callee[0] != "v" or c.callee[1] not in out or c.caller < 0:
+                    continue
+                args = parse_args(c)
+                k = out[c.callee[1]]
+                if k < len(args) and args[k] is not None and args[k][0] == "v":
+                    kind = prog.local_kind(fi, c.caller, args[k][1])
+                    name = ff.functions[c.caller].name
+                    if kind is not None and kind[0] == "P" and name not in out:
+                        found[name] = kind[1]
+        if not found:
+            break
+        out.update(found)
+    return out
 
 
 def _registered(prog, resolver, fi, fn, fid, arg, tables, ff) -> list[str]:  # type: ignore[no-untyped-def]
