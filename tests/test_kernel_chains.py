@@ -36,14 +36,17 @@ def contains_in_order(seq, want):
     return all(any(x == w for x in it) for w in want)
 
 
+def first_with(cg, paths, through):
+    """Rank of the first path passing through these functions in order, or None."""
+    return next((i for i, p in enumerate(paths) if contains_in_order([cg.name(n) for n in p.nodes], through)), None)
+
+
 def matching_path(cg, chain):
     s, t = cg.lookup(chain["from"]), cg.lookup(chain["to"])
     via = [cg.lookup(chain["via"])] if chain.get("via") else []
     paths = query.find_paths(cg, s, t, k=5, via=via)
-    for i, p in enumerate(paths):
-        if contains_in_order([cg.name(n) for n in p.nodes], chain["through"]):
-            return i, p
-    return None, paths
+    i = first_with(cg, paths, chain["through"])
+    return (i, paths[i]) if i is not None else (None, paths)
 
 
 @pytest.mark.skipif(not CHAINS, reason=f"{REF} not found")

@@ -10,7 +10,7 @@ import pytest
 from ksrcgraph.refstack.model import Model
 from ksrcgraph.refstack.paths import socket_paths
 
-from test_kernel_chains import CHAINS, KERNELS, REF, contains_in_order
+from test_kernel_chains import CHAINS, KERNELS, REF, first_with
 
 pytestmark = pytest.mark.kernel
 
@@ -21,10 +21,7 @@ WRONG = {"socket-create-inet": "unix:stream", "socketcall-multiplexer": "unix:st
 
 def find(cg, chain, socket):
     res = socket_paths(cg, cg.lookup(chain["from"]), cg.lookup(chain["to"]), k=5, socket=socket)
-    for i, p in enumerate(res.paths):
-        if contains_in_order([cg.name(n) for n in p.nodes], chain["through"]):
-            return res, i
-    return res, None
+    return res, first_with(cg, res.paths, chain["through"])
 
 
 @pytest.mark.skipif(not CHAINS, reason=f"{REF} not found")

@@ -14,6 +14,7 @@ the extracted source, every mapping from a receiver to state from ``data/refstac
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -127,19 +128,24 @@ class Model:
         return out
 
     # -- families and configurations ---------------------------------------------------------------
+    def _family_tables(self, keyed: bool) -> Iterator[tuple[str, str, str | None, dict]]:
+        """(family, table, key, entry) of the net_proto_family tables registered by functions that
+        take a key (bt_sock_register) or not (sock_register)."""
+        for name, registers, tables, key, _caller, file, line in self.registrations:
+            if registers != "net_proto_family" or self._keyed(name) != keyed:
+                continue
+            for t in tables:
+                fam = self.const(t, "family")
+                if fam:
+                    yield short(fam, "family"), t, key, {"table": t, "create": self.fns(t, "create"),
+                                                         "file": file, "line": line}
+
     @cached_property
     def families(self) -> dict[str, dict]:
         """family -> {table, create, file, line}: the net_proto_family tables sock_register adds."""
         out: dict[str, dict] = {}
-        for name, registers, tables, _key, _caller, file, line in self.registrations:
-            if registers != "net_proto_family" or self._keyed(name):
-                continue
-            for t in tables:
-                fam = self.const(t, "family")
-                if not fam:
-                    continue
-                fname = short(fam, "family")
-                out.setdefault(fname, {"table": t, "create": self.fns(t, "create"), "file": file, "line": line})
+        for fname, _t, _key, entry in self._family_tables(keyed=False):
+            out.setdefault(fname, entry)
         return dict(sorted(out.items()))
 
     @staticmethod
@@ -154,18 +160,10 @@ class Model:
         a protocol number (``bt_sock_register(BTPROTO_L2CAP, &l2cap_sock_family_ops)``), to which the
         family's create function hands a socket of that protocol."""
         out: dict[str, dict[str, dict]] = {}
-        for name, registers, tables, key, _caller, file, line in self.registrations:
-            if registers != "net_proto_family" or not self._keyed(name):
-                continue
-            for t in tables:
-                fam = self.const(t, "family")
-                if not fam or short(fam, "family") not in self.families:
-                    continue
-                fname = short(fam, "family")
-                proto = self.protocol_name(fname, key)
-                if proto:
-                    out.setdefault(fname, {}).setdefault(
-                        proto, {"table": t, "create": self.fns(t, "create"), "file": file, "line": line})
+        for fname, _t, key, entry in self._family_tables(keyed=True):
+            proto = self.protocol_name(fname, key)
+            if fname in self.families and proto:
+                out.setdefault(fname, {}).setdefault(proto, entry)
         return {f: dict(sorted(v.items())) for f, v in sorted(out.items())}
 
     def protocols(self, family: str) -> tuple[str, tuple[str, ...]]:
