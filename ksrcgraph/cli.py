@@ -83,13 +83,13 @@ def _progress(quiet: bool) -> _Progress | None:
 
 def _open(kernel: str | None, source: str | None, scope: str | None, quiet: bool, jobs: int | None = None,  # type: ignore[no-untyped-def]
           all_headers: bool = False):
-    from . import api, sources
+    from . import pipeline, sources
 
     if kernel is None and source is None:
         kernel, source = _default_kernel(quiet)
     prog = _progress(quiet)
     try:
-        return api.open_graph(kernel, source, sources.parse_scope(scope), prog, jobs, all_headers=all_headers)
+        return pipeline.open_graph(kernel, source, sources.parse_scope(scope), prog, jobs, all_headers=all_headers)
     finally:
         if prog is not None:
             prog.stop()
@@ -561,16 +561,16 @@ def sources_cmd(fmt: FormatOpt = Format.text) -> None:
     """
     import json
 
-    from . import paths, sources
+    from . import cachedir, sources
     from .store import Store
 
     avail = [{"version": v, "where": w} for v, w in sources.available_versions()]
     with Store() as st:
         indexed = [{k: m[k] for k in ("label", "version", "scope", "root")} for m in st.manifests()]
     if fmt == Format.json:
-        _write(json.dumps({"cache": str(paths.cache_dir()), "available": avail, "indexed": indexed}, indent=2) + "\n")
+        _write(json.dumps({"cache": str(cachedir.cache_dir()), "available": avail, "indexed": indexed}, indent=2) + "\n")
         return
-    lines = [f"cache: {paths.cache_dir()}", "available:"]
+    lines = [f"cache: {cachedir.cache_dir()}", "available:"]
     lines += [f"  {a['version']:<10} {a['where']}" for a in avail] or ["  (none: apt-get install linux-source-6.1, "
                                                                       "or ksrcgraph fetch VERSION)"]
     lines.append("indexed:")
@@ -611,17 +611,17 @@ def cache_info(fmt: FormatOpt = Format.text) -> None:
     """
     import json
 
-    from . import paths
+    from . import cachedir
     from .store import Store
 
     with Store() as st:
         info = st.info()
-    info["trees"] = _dir_sizes(paths.trees_dir())
-    info["downloads"] = _dir_sizes(paths.cache_dir() / "downloads")
+    info["trees"] = _dir_sizes(cachedir.trees_dir())
+    info["downloads"] = _dir_sizes(cachedir.cache_dir() / "downloads")
     if fmt == Format.json:
         _write(json.dumps(info, indent=2) + "\n")
         return
-    lines = [f"cache {paths.cache_dir()}",
+    lines = [f"cache {cachedir.cache_dir()}",
              f"  database {info['path']}: {info['file_bytes'] / 1e6:.1f} MB",
              f"  facts: {info['blobs']} distinct file contents, {info['blob_bytes'] / 1e6:.1f} MB",
              f"  linked graphs: {info['graphs']}, {info['graph_bytes'] / 1e6:.1f} MB",
@@ -654,7 +654,7 @@ def cache_prune(
     """
     import shutil
 
-    from . import paths
+    from . import cachedir
     from .store import Store
 
     with Store() as st:
@@ -662,10 +662,10 @@ def cache_prune(
     print(f"removed {r['manifests']} manifests, {r['blobs']} file facts, {r['graphs']} graphs; "
           f"database {r['before'] / 1e6:.1f} MB → {r['after'] / 1e6:.1f} MB")
     if all_:
-        for d in (paths.trees_dir(), paths.cache_dir() / "downloads"):
+        for d in (cachedir.trees_dir(), cachedir.cache_dir() / "downloads"):
             if d.is_dir():
                 shutil.rmtree(d)
-        print(f"removed extracted trees and downloads under {paths.cache_dir()}")
+        print(f"removed extracted trees and downloads under {cachedir.cache_dir()}")
 
 
 @app.command()

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import paths
+from . import cachedir
 from .errors import SourceError
 
 DEFAULT_MIRROR = "https://cdn.kernel.org"
@@ -71,7 +71,7 @@ def fetch_tarball(version: str, progress=None) -> Path:  # type: ignore[no-untyp
     """Download and verify linux-VERSION.tar.xz into the cache (once)."""
     if os.environ.get("KSRCGRAPH_OFFLINE"):
         raise _fail(version, "KSRCGRAPH_OFFLINE forbids downloading")
-    dest_dir = paths.cache_dir() / "downloads"
+    dest_dir = cachedir.cache_dir() / "downloads"
     final = dest_dir / f"linux-{version}.tar.xz"
     if final.is_file():
         return final

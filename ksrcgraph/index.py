@@ -19,15 +19,13 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from . import extract as _extract
+from .progress import Progress
 from .sources import SourceTree, list_files
 from .store import Store, content_hash, pack_facts
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

@@ -20,13 +20,14 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from . import cachedir
 from .errors import ArchiveError, SourceError, UsageError
+from .progress import Progress
 
 DEFAULT_SCOPE = ("net", "include")
 def system_src_dirs() -> tuple[Path, ...]:
@@ -47,7 +48,6 @@ _KERNEL_TOP = frozenset(
     "security sound tools usr virt Documentation LICENSES Makefile Kconfig COPYING CREDITS MAINTAINERS README".split()
 )
 
-Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
 def max_extract_bytes() -> int:
@@ -121,7 +121,7 @@ def system_tarball(version: str) -> Path | None:
 def available_versions() -> list[tuple[str, str]]:
     """(version, where) for every kernel found locally: cache first, then /usr/src."""
     out: dict[str, str] = {}
-    tdir = paths.trees_dir()
+    tdir = cachedir.trees_dir()
     if tdir.is_dir():
         for d in sorted(tdir.iterdir()):
             if d.is_dir() and _VERSION_RE.match(d.name) and any(d.glob(".done-*")):
@@ -151,19 +151,19 @@ def open_tree(kernel: str | None, source: str | None, scope: tuple[str, ...],
         if p.is_dir() and kernel is not None and is_git_repo(p):
             gt = git_tag(p, kernel)
             key = f"git-{gt.commit[:16]}"
-            root = _extract_scopes(gt, paths.trees_dir() / key, scope, progress)
+            root = _extract_scopes(gt, cachedir.trees_dir() / key, scope, progress)
             return SourceTree(root, kernel, scope, f"git {gt}", True)
         if p.is_dir():
             return _directory_tree(p, scope, label=kernel or str(p))
         if p.is_file() and is_tarball(p):
             key = kernel if kernel else "tar-" + _file_key(p)
-            root = _extract_scopes(p, paths.trees_dir() / key, scope, progress)
+            root = _extract_scopes(p, cachedir.trees_dir() / key, scope, progress)
             return SourceTree(root, kernel or str(p), scope, f"tarball {p}", True)
         raise SourceError(f"source {source} is neither a directory nor a tarball",
                           "pass a kernel directory or a .tar/.tar.xz/.tar.gz file")
     if kernel is None:
         raise UsageError("no kernel given", "pass --kernel VERSION (e.g. 6.1) or --source PATH")
-    cached = paths.trees_dir() / kernel
+    cached = cachedir.trees_dir() / kernel
     if cached.is_dir() and all((cached / f".done-{s}").exists() for s in scope):
         return SourceTree(cached, kernel, scope, "cache", True)
     tb = system_tarball(kernel) or downloaded_tarball(kernel)
@@ -171,7 +171,7 @@ def open_tree(kernel: str | None, source: str | None, scope: tuple[str, ...],
         if os.environ.get("KSRCGRAPH_OFFLINE"):
             have = ", ".join(v for v, _ in available_versions()) or "none"
             raise SourceError(
-                f"no sources for kernel {kernel} (looked in {paths.trees_dir()} and {_src_dirs_text()}; "
+                f"no sources for kernel {kernel} (looked in {cachedir.trees_dir()} and {_src_dirs_text()}; "
                 "KSRCGRAPH_OFFLINE forbids downloading)",
                 f"install Debian's linux-source-{kernel} (apt-get install linux-source-{kernel}) or pass --source PATH; "
                 f"available here: {have}",
@@ -188,7 +188,7 @@ def _src_dirs_text() -> str:
 
 
 def downloaded_tarball(version: str) -> Path | None:
-    p = paths.cache_dir() / "downloads" / f"linux-{version}.tar.xz"
+    p = cachedir.cache_dir() / "downloads" / f"linux-{version}.tar.xz"
     return p if p.is_file() else None
 
 

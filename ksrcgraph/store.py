@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from . import paths
+from . import cachedir
 from .errors import CacheError
 from .facts import FileFacts, from_plain, to_plain
 
@@ -89,7 +89,7 @@ class Store:
     timeout); every write is a short transaction, so a killed run leaves only complete rows."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or paths.db_path()
+        self.path = path or cachedir.db_path()
         self._warned = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

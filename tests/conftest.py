@@ -67,9 +67,9 @@ def graph_of():
 
 @pytest.fixture(scope="session")
 def minikernel():
-    from ksrcgraph import api
+    from ksrcgraph import pipeline
 
-    return api.open_graph(None, str(FIXTURES / "minikernel"), ("net", "include", "fs"))
+    return pipeline.open_graph(None, str(FIXTURES / "minikernel"), ("net", "include", "fs"))
 
 
 def kernel_available(version: str) -> bool:
@@ -83,7 +83,7 @@ _KERNEL_GRAPHS: dict = {}
 
 @pytest.fixture(scope="session")
 def kernel_graph():
-    from ksrcgraph import api
+    from ksrcgraph import pipeline
 
     def get(version: str, scope: tuple[str, ...] = ("net", "include")):
         if not kernel_available(version):
@@ -92,7 +92,7 @@ def kernel_graph():
             pytest.skip(f"linux-source-{version} not installed")
         key = (version, scope)
         if key not in _KERNEL_GRAPHS:
-            _KERNEL_GRAPHS[key] = api.open_graph(version, None, scope)
+            _KERNEL_GRAPHS[key] = pipeline.open_graph(version, None, scope)
         return _KERNEL_GRAPHS[key]
 
     return get

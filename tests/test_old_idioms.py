@@ -4,19 +4,19 @@ sys_socketcall's switch, GNU initializers, sk->prot, net_families[family]->creat
 
 import pytest
 
-from ksrcgraph import api, query
+from ksrcgraph import pipeline, query
 
 from conftest import FIXTURES, edges_between, kinds_between
 
 
 @pytest.fixture(scope="module")
 def old():
-    return api.open_graph(None, str(FIXTURES / "oldkernel"), ("net", "include"))
+    return pipeline.open_graph(None, str(FIXTURES / "oldkernel"), ("net", "include"))
 
 
 @pytest.fixture(scope="module")
 def k3():
-    return api.open_graph(None, str(FIXTURES / "kernel3x"), ("net", "include"))
+    return pipeline.open_graph(None, str(FIXTURES / "kernel3x"), ("net", "include"))
 
 
 def test_asmlinkage_entries_and_socketcall_switch(old):

@@ -2,7 +2,7 @@
 
 import shutil
 
-from ksrcgraph import api, index, sources
+from ksrcgraph import pipeline, index, sources
 from ksrcgraph.store import Store
 
 from conftest import FIXTURES
@@ -67,9 +67,9 @@ def test_damaged_row_is_ignored_and_reparsed(tmp_path, capsys):
 def test_warm_graph_is_read_not_rebuilt(tmp_path, monkeypatch):
     tree = copy_tree(tmp_path)
     monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
-    cold = api.open_graph(None, str(tree), ("net", "include"))
+    cold = pipeline.open_graph(None, str(tree), ("net", "include"))
     assert cold.meta["link_seconds"] is not None
-    warm = api.open_graph(None, str(tree), ("net", "include"))
+    warm = pipeline.open_graph(None, str(tree), ("net", "include"))
     assert "link_seconds" not in warm.meta and warm.meta["index"]["parsed"] == 0
     assert list(warm.all_edges()) == list(cold.all_edges())
     assert warm.ids == cold.ids

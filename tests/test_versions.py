@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ksrcgraph import api, diff, sources
+from ksrcgraph import pipeline, diff, sources
 from ksrcgraph.errors import SourceError
 
 # A tiny two-file "kernel" in the shape of the send path; each test edits one thing in version B.
@@ -70,8 +70,8 @@ def tree(tmp_path: Path, name: str, edits: dict[str, str | None]) -> str:
 
 
 def changes(tmp_path, edits_b, edits_a=None):
-    a = api.open_graph(None, tree(tmp_path, "a", edits_a or {}), ("net", "include"))
-    b = api.open_graph(None, tree(tmp_path, "b", edits_b), ("net", "include"))
+    a = pipeline.open_graph(None, tree(tmp_path, "a", edits_a or {}), ("net", "include"))
+    b = pipeline.open_graph(None, tree(tmp_path, "b", edits_b), ("net", "include"))
     d = diff.diff_paths(a, b, "sys_sendto", "dev_queue_xmit")
     return [(c.kind, c.function) for c in d.changes], d
 
@@ -266,7 +266,7 @@ def test_download_verified_and_used_once(tmp_path, monkeypatch):
         sources.open_tree("9.8", None, ("net", "include"))  # cached: no network
         assert len(m.hits) == hits
         monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
-        assert api.open_graph("9.8", None, ("net", "include")).lookup("sendto") == "sys_sendto"
+        assert pipeline.open_graph("9.8", None, ("net", "include")).lookup("sendto") == "sys_sendto"
     finally:
         m.close()
 

@@ -18,9 +18,8 @@ import time
 from . import index, kdata, link, resolve, sources
 from .extract import extractor_key
 from .graph import CallGraph, pack
+from .progress import Progress
 from .store import DamagedEntry, Store, warn
-
-Progress = index.Progress
 
 
 def graph_key(digest: str, xkey: str) -> str:
