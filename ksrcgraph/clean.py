@@ -28,6 +28,7 @@ import re
 from functools import cache
 
 from . import kdata
+from .ctext import match_paren, split_args
 
 
 class _Rules:
@@ -111,42 +112,6 @@ def _in_directive(buf: bytes | bytearray, pos: int) -> bool:
             continue
         return False
     return False
-
-
-def match_paren(buf: bytes | bytearray, open_pos: int, limit: int = 20000) -> int:
-    """Index of the ")" matching the "(" at open_pos, or -1 (unbalanced / too long)."""
-    depth = 0
-    end = min(len(buf), open_pos + limit)
-    i = open_pos
-    find = re.compile(rb"[()]")
-    while i < end:
-        m = find.search(buf, i, end)
-        if m is None:
-            return -1
-        i = m.start()
-        if buf[i] == 0x28:
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
-
-
-def split_args(text: bytes) -> list[bytes]:
-    """Split a macro argument list (without the outer parentheses) on top-level commas."""
-    out, depth, cur = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in (0x28, 0x5B, 0x7B):
-            depth += 1
-        elif ch in (0x29, 0x5D, 0x7D):
-            depth -= 1
-        elif ch == 0x2C and depth == 0:
-            out.append(text[cur:i])
-            cur = i + 1
-    out.append(text[cur:])
-    return out
 
 
 def _blank(buf: bytearray, start: int, end: int) -> None:

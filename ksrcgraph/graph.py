@@ -6,11 +6,13 @@ In: a ``resolve.LinkedGraph`` (plain nodes and edges), packed once by ``pack`` i
    few milliseconds by a warm query;
  * *rows*: each function's outgoing edges with kind, call site and evidence, fetched only for the
    functions a query looks at (from memory after a build, from the store afterwards);
- * *parts*: the reference stack's tables, read when a query needs them.
-Out: a ``CallGraph`` with ``out``/``inc`` (caller → callee → edges), ``distances`` (Dijkstra over the
-arrays), ``subgraph`` (a networkx ``DiGraph`` of a region, for networkx's k-shortest-paths),
-``multigraph`` (the whole graph as a networkx ``MultiDiGraph``) and ``lookup`` (a user's name to one
-node id, or a ``SymbolError`` listing candidates).
+ * *parts*: tables other layers built for this graph (the reference stack's), kept opaque and read
+   by name (``part``) when a query needs them, and ``pointer_pairs``: the caller/callee pairs only
+   pointers connect, with their slots.
+Out: a ``CallGraph`` with ``nodes`` (id → ``rows.Node``), ``out``/``inc`` (caller → callee →
+``rows.Edge`` list), ``distances`` (Dijkstra over the arrays), ``subgraph`` (a networkx ``DiGraph``
+of a region, for networkx's k-shortest-paths) and ``lookup`` (a user's name to one node id, or a
+``SymbolError`` listing candidates).
 """
 
 from __future__ import annotations
@@ -24,102 +26,90 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 
 from .errors import SymbolError
-from .resolve import CONFIDENCE, LinkedGraph
+from .resolve import LinkedGraph
+from .rows import EDGE_KINDS, EXACT_KINDS, Edge, Node, packed
 
-# Path cost of one hop: 1, plus a penalty that grows as the kind's confidence falls, plus one per bit
-# of ambiguity at an indirect call site (log2 of how many functions that site may call): a hop through
-# a pointer with 32 possible targets costs as much as five more direct calls, one named by a
-# two-way INDIRECT_CALL_2 as one more. Fallback edges cost so much that a path using one ranks after
-# any path that does not (up to 40 hops).
-PENALTY = {"direct": 0.0, "syscall": 0.0, "indirect_candidate": 0.05, "ops": 0.1, "param": 0.15, "assign": 0.2,
-           "fallback": 40.0}
+# Path cost of one hop: 1, plus the kind's penalty (rows.EDGE_KINDS: it grows as the kind's
+# confidence falls), plus one per bit of ambiguity at an indirect call site (log2 of how many
+# functions that site may call): a hop through a pointer with 32 possible targets costs as much as five
+# more direct calls, one named by a two-way INDIRECT_CALL_2 as one more.
 AMBIGUITY_COST = 1.0
 INF = float("inf")
 
 
-class Edge:
-    __slots__ = ("src", "dst", "kind", "file", "line", "text", "evidence", "cond", "slot")
-
-    def __init__(self, t: tuple) -> None:
-        self.src, self.dst, self.kind, self.file, self.line, self.text, self.evidence, self.cond, self.slot = t
-
-    @property
-    def site(self) -> str:
-        return f"{self.file}:{self.line}"
-
-    @property
-    def through_param(self) -> bool:
-        """Callee-side edge of a call through a parameter (not used by path search)."""
-        return bool(self.evidence) and self.evidence[0][0] == "through_param"
-
-    @property
-    def confidence(self) -> float:
-        return CONFIDENCE[self.kind]
-
-    def rank_key(self) -> tuple:
-        return (PENALTY[self.kind], self.file, self.line)
+def _site_key(e: Edge) -> tuple:
+    return (e.src, e.file, e.line, "cand" if e.kind == "indirect_candidate" else "ptr")
 
 
-def _fanout(edges: list) -> dict[tuple, int]:
+def _fanout(edges: list[Edge]) -> dict[tuple, int]:
     count: dict[tuple, int] = defaultdict(int)
-    for t in edges:
-        if t[2] not in ("direct", "syscall", "param"):
-            count[(t[0], t[3], t[4], "cand" if t[2] == "indirect_candidate" else "ptr")] += 1
+    for e in edges:
+        if e.kind not in EXACT_KINDS:
+            count[_site_key(e)] += 1
     return count
 
 
-def edge_cost(t: tuple, fanout: dict[tuple, int]) -> float:
-    """Cost of taking edge t as a hop (see PENALTY)."""
-    kind = t[2]
-    c = 1.0 + PENALTY[kind]
-    if kind not in ("direct", "syscall", "param"):
-        n = fanout.get((t[0], t[3], t[4], "cand" if kind == "indirect_candidate" else "ptr"), 1)
-        c += AMBIGUITY_COST * math.log2(max(n, 1))
+def edge_cost(e: Edge, fanout: dict[tuple, int]) -> float:
+    """Cost of taking edge e as a hop (see the module's constants)."""
+    c = 1.0 + EDGE_KINDS[e.kind].penalty
+    if e.kind not in EXACT_KINDS:
+        c += AMBIGUITY_COST * math.log2(max(fanout.get(_site_key(e), 1), 1))
     return c
 
 
-def pack(lg: LinkedGraph) -> tuple[dict, dict[int, list], dict]:
-    """(core, rows, parts) of a linked graph — see the module docstring."""
-    ids = [n[0] for n in lg.nodes]
-    index = {nid: i for i, nid in enumerate(ids)}
-    rows: dict[int, list] = defaultdict(list)
-    for t in lg.edges:
-        rows[index[t[0]]].append(t)
-    fanout = _fanout(lg.edges)
+def _pair_costs(edges: list[Edge], index: dict[str, int]) -> dict[tuple[int, int], float]:
+    """(caller, callee) index pair -> the cost of its cheapest usable edge."""
+    fanout = _fanout(edges)
     pair_cost: dict[tuple[int, int], float] = {}
-    for t in lg.edges:
-        if t[6] and t[6][0][0] == "through_param":
+    for e in edges:
+        if e.through_param:
             continue
-        key = (index[t[0]], index[t[1]])
-        c = edge_cost(t, fanout)
+        key = (index[e.src], index[e.dst])
+        c = edge_cost(e, fanout)
         if c < pair_cost.get(key, INF):
             pair_cost[key] = c
-    core = {"ids": ids, "nodes": lg.nodes, "aliases": lg.aliases, "stats": lg.stats, "n_edges": len(lg.edges),
-            "rows_of": sorted(rows)}  # functions with outgoing edges: a row the store lacks is damage
-    for name, pairs in (("fwd", sorted(pair_cost)), ("rev", sorted((v, u) for u, v in pair_cost))):
-        ptr = array("i", [0] * (len(ids) + 1))
-        idx = array("i")
-        wt = array("d")
-        for a, b in pairs:
-            ptr[a + 1] += 1
-            idx.append(b)
-            wt.append(pair_cost[(a, b)] if name == "fwd" else pair_cost[(b, a)])
-        for i in range(len(ids)):
-            ptr[i + 1] += ptr[i]
-        core[name] = (ptr.tobytes(), idx.tobytes(), wt.tobytes())
-    # pairs that only pointers connect, with the slots of those pointers: what a socket's state can
-    # rule out, known without reading any edge row
-    usable_by_pair: dict[tuple[int, int], list[tuple]] = defaultdict(list)
-    for t in lg.edges:
-        if not (t[6] and t[6][0][0] == "through_param"):
-            usable_by_pair[(index[t[0]], index[t[1]])].append(t)
-    pointer_pairs = []
-    for (a, b), ts in sorted(usable_by_pair.items()):
-        if not any(t[2] in ("direct", "syscall", "param") for t in ts):
-            pointer_pairs.append((a, b, tuple(sorted({t[8] or "" for t in ts}))))
-    parts = {"model": {k: v for k, v in lg.model.items() if k != "ops_entries"},
-             "ops_entries": lg.model.get("ops_entries", {}), "pointer_pairs": pointer_pairs}
-    return core, dict(rows), parts
+    return pair_cost
+
+
+def _csr(n: int, pair_cost: dict[tuple[int, int], float], reverse: bool) -> tuple[bytes, bytes, bytes]:
+    """Compressed rows (ptr, idx, weight) of the pairs, by caller (by callee when reverse)."""
+    pairs = sorted((b, a) for a, b in pair_cost) if reverse else sorted(pair_cost)
+    ptr = array("i", [0] * (n + 1))
+    idx = array("i")
+    wt = array("d")
+    for a, b in pairs:
+        ptr[a + 1] += 1
+        idx.append(b)
+        wt.append(pair_cost[(b, a)] if reverse else pair_cost[(a, b)])
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+    return ptr.tobytes(), idx.tobytes(), wt.tobytes()
+
+
+def _pointer_pairs(edges: list[Edge], index: dict[str, int]) -> list[tuple]:
+    """Pairs that only pointers connect, with the slots of those pointers: what a socket's state can
+    rule out, known without reading any edge row."""
+    usable_by_pair: dict[tuple[int, int], list[Edge]] = defaultdict(list)
+    for e in edges:
+        if not e.through_param:
+            usable_by_pair[(index[e.src], index[e.dst])].append(e)
+    return [(a, b, tuple(sorted({e.slot or "" for e in es})))
+            for (a, b), es in sorted(usable_by_pair.items()) if not any(e.kind in EXACT_KINDS for e in es)]
+
+
+def pack(lg: LinkedGraph, parts: dict | None = None) -> tuple[dict, dict[int, list], dict]:
+    """(core, rows, parts) of a linked graph — see the module docstring. parts: opaque tables other
+    layers built for this graph (the reference stack's), stored beside it uninterpreted."""
+    ids = [n.id for n in lg.nodes]
+    index = {nid: i for i, nid in enumerate(ids)}
+    rows: dict[int, list] = defaultdict(list)
+    for e in lg.edges:
+        rows[index[e.src]].append(tuple(e))
+    pair_cost = _pair_costs(lg.edges, index)
+    core = {"ids": ids, "nodes": packed(lg.nodes), "aliases": lg.aliases, "stats": lg.stats,
+            "n_edges": len(lg.edges), "rows_of": sorted(rows),  # functions with outgoing edges: a row the store lacks is damage
+            "fwd": _csr(len(ids), pair_cost, False), "rev": _csr(len(ids), pair_cost, True)}
+    return core, dict(rows), {**(parts or {}), "pointer_pairs": _pointer_pairs(lg.edges, index)}
 
 
 class _Adjacency(Mapping):
@@ -153,7 +143,7 @@ class CallGraph:
         self.meta = meta or {}
         self.ids: list[str] = core["ids"]
         self.index = {nid: i for i, nid in enumerate(self.ids)}
-        self.nodes: dict[str, tuple] = {n[0]: n for n in core["nodes"]}
+        self.nodes: dict[str, Node] = {n.id: n for n in map(Node.of, core["nodes"])}
         self.aliases: dict = core["aliases"]
         self.stats: dict = core["stats"]
         self.n_edges: int = core["n_edges"]
@@ -181,19 +171,11 @@ class CallGraph:
             if lost and callable(self._rows):
                 got = self._rows(need, lost)  # type: ignore[call-arg]
             for i in need:
-                self._row_cache[i] = got.get(i, [])
+                self._row_cache[i] = [Edge.of(t) for t in got.get(i, [])]
         return {i: self._row_cache[i] for i in idxs}
 
     def part(self, name: str):  # type: ignore[no-untyped-def]
         return self._parts(name) if callable(self._parts) else self._parts.get(name)
-
-    @cached_property
-    def model(self) -> dict:
-        return self.part("model") or {}
-
-    @cached_property
-    def ops_entries(self) -> dict:
-        return self.part("ops_entries") or {}
 
     @cached_property
     def pointer_pairs(self) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
@@ -205,8 +187,8 @@ class CallGraph:
 
     def _out_of(self, nid: str) -> dict[str, list[Edge]]:
         out: dict[str, list[Edge]] = defaultdict(list)
-        for t in self.rows([self.index[nid]])[self.index[nid]]:
-            out[t[1]].append(Edge(t))
+        for e in self.rows([self.index[nid]])[self.index[nid]]:
+            out[e.dst].append(e)
         for lst in out.values():
             lst.sort(key=Edge.rank_key)
         return dict(out)
@@ -229,12 +211,12 @@ class CallGraph:
     def _param_callers(self) -> dict[int, list[int]]:
         """Callee-side parameter edges are not in the weighted arrays; find them once."""
         got: dict[int, list[int]] = defaultdict(list)
-        for t in self.all_edges():
-            if t[6] and t[6][0][0] == "through_param":
-                got[self.index[t[1]]].append(self.index[t[0]])
+        for e in self.all_edges():
+            if e.through_param:
+                got[self.index[e.dst]].append(self.index[e.src])
         return got
 
-    def all_edges(self) -> Iterator[tuple]:
+    def all_edges(self) -> Iterator[Edge]:
         """Every edge, in (caller, callee, kind, site) order."""
         allrows = self.rows(list(range(len(self.ids))))
         for i in range(len(self.ids)):
@@ -332,28 +314,12 @@ class CallGraph:
                     g.add_edge(u, v, weight=wt[k])
         return g
 
-    def multigraph(self, nodes: set[str] | None = None):  # type: ignore[no-untyped-def]
-        """The whole graph (or the part among nodes) as a networkx MultiDiGraph, every edge with
-        its kind, call site, evidence and condition."""
-        import networkx as nx
-
-        g = nx.MultiDiGraph()
-        keep = set(nodes) if nodes is not None else set(self.ids)
-        for nid in sorted(keep):
-            n = self.nodes.get(nid)
-            if n is not None:
-                g.add_node(nid, name=n[1], file=n[2], line=n[3], external=n[4] == "x")
-        for t in self.all_edges():
-            if t[0] in keep and t[1] in keep:
-                g.add_edge(t[0], t[1], kind=t[2], site=f"{t[3]}:{t[4]}", text=t[5], evidence=t[6], cond=t[7], slot=t[8])
-        return g
-
     # -- names -----------------------------------------------------------------------------------
     @cached_property
     def _by_name(self) -> dict[str, list[str]]:
         idx: dict[str, list[str]] = defaultdict(list)
         for nid, n in self.nodes.items():
-            idx[n[1]].append(nid)
+            idx[n.name].append(nid)
         for alias, ids in self.aliases.items():
             for i in ids:
                 if i not in idx[alias]:
@@ -366,7 +332,7 @@ class CallGraph:
         if "::" in name and name in self.nodes:
             return name
         cands = sorted(set(self._by_name.get(name, [])))
-        defined = [c for c in cands if self.nodes[c][4] != "x"]
+        defined = [c for c in cands if not self.nodes[c].external]
         if len(defined) == 1:
             return defined[0]
         if defined:
@@ -388,17 +354,12 @@ class CallGraph:
 
     def describe(self, nid: str) -> str:
         n = self.nodes[nid]
-        return f"{nid} ({n[2]}:{n[3]})" if n[2] else f"{nid} (external)"
+        return f"{nid} ({n.file}:{n.line})" if n.file else f"{nid} (external)"
 
     def name(self, nid: str) -> str:
-        return self.nodes[nid][1] if nid in self.nodes else nid
+        return self.nodes[nid].name if nid in self.nodes else nid
 
     def location(self, nid: str) -> tuple[str | None, int]:
         n = self.nodes.get(nid)
-        return (n[2], n[3]) if n else (None, 0)
+        return (n.file, n.line) if n else (None, 0)
 
-
-def from_linked(lg: LinkedGraph, meta: dict | None = None) -> CallGraph:
-    """A CallGraph over a graph built in this process (tests, fixtures)."""
-    core, rows, parts = pack(lg)
-    return CallGraph(core, rows, parts, meta)

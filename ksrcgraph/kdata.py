@@ -1,7 +1,8 @@
 """Kernel knowledge loaded from the TSV files in ``ksrcgraph/data/``.
 
 In: the data files (a header row, ``#`` comments, tab-separated columns, a ``reason`` column).
-Out: small read-only tables used by clean, extract, link and the reference stack.
+Out: small read-only tables used by clean, extract, link and the reference stack; and the digests of
+the data and of the package's code that cache keys are made of.
 Nothing about a particular kernel function lives in code; it lives in these files.
 """
 
@@ -11,6 +12,8 @@ import hashlib
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
 
 DATA_PACKAGE = "ksrcgraph.data"
 
@@ -38,18 +41,21 @@ def data_digest() -> str:
 
 
 @cache
-def code_digest(*modules: str) -> str:
-    """Hash of the source of the named ksrcgraph modules (and the query files): part of cache keys,
-    so that facts and graphs made by other code are never reused."""
+def package_digest() -> str:
+    """Hash of the package's code — every ``.py`` file under ``ksrcgraph/`` and the query files —
+    for cache keys: facts and graphs made by other code are never reused. (The data files go into
+    ``data_digest``.)"""
     h = hashlib.sha256()
-    pkg = resources.files("ksrcgraph")
-    for m in modules:
-        h.update(pkg.joinpath(m + ".py").read_bytes())
-    if "extract" in modules:
-        q = resources.files("ksrcgraph.queries")
-        for entry in sorted(q.iterdir(), key=lambda p: p.name):
-            if entry.name.endswith(".scm"):
-                h.update(entry.read_bytes())
+    root = Path(__file__).resolve().parent
+    code = [(p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts]
+    for rel, p in sorted(code):
+        h.update(rel.encode() + b"\0")
+        h.update(p.read_bytes())
+    queries = resources.files("ksrcgraph.queries")
+    for entry in sorted(queries.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".scm"):
+            h.update(entry.name.encode() + b"\0")
+            h.update(entry.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -77,14 +83,39 @@ def definer_macros() -> tuple[tuple[re.Pattern[str], str, str], ...]:
 
 
 @cache
+def definer_prefixes() -> tuple[str, ...]:
+    """The non-empty name prefixes definer macros give the functions they make (``sys_``, ...)."""
+    return tuple(r["prefix"] for r in _rows("definer_macros.tsv") if r["prefix"])
+
+
+@cache
+def syscall_entries() -> tuple[str, ...]:
+    """Prefixes of system call entry functions (``sys_``, ``compat_sys_``), the native one first."""
+    return tuple(dict.fromkeys(r["entry"] for r in _rows("syscall_aliases.tsv")))
+
+
+@cache
+def syscall_aliases_of(entry: str) -> tuple[str, ...]:
+    """The other prefixes under which an entry ``<entry>X`` is known (``__x64_sys_`` for ``sys_``)."""
+    return tuple(sorted((r["prefix"] for r in _rows("syscall_aliases.tsv") if r["entry"] == entry
+                         and r["prefix"] != entry), key=len, reverse=True))
+
+
+@cache
 def syscall_prefixes() -> tuple[str, ...]:
     """Alias prefixes of system call entries, longest first."""
     return tuple(sorted((r["prefix"] for r in _rows("syscall_aliases.tsv")), key=len, reverse=True))
 
 
+class IndirectCallMacro(NamedTuple):
+    pointer: int  # index of the argument holding the pointer called
+    candidates: int  # how many candidate function names follow it
+
+
 @cache
-def indirect_call_macros() -> dict[str, tuple[int, int]]:
-    return {r["name"]: (int(r["pointer"]), int(r["candidates"])) for r in _rows("indirect_call_macros.tsv")}
+def indirect_call_macros() -> dict[str, IndirectCallMacro]:
+    return {r["name"]: IndirectCallMacro(int(r["pointer"]), int(r["candidates"]))
+            for r in _rows("indirect_call_macros.tsv")}
 
 
 @cache
@@ -97,9 +128,15 @@ def container_macros() -> dict[str, int]:
     return {r["name"]: int(r["arg"]) for r in _rows("container_macros.tsv")}
 
 
+class StoreMacro(NamedTuple):
+    dest: int  # index of the argument stored into
+    value: int  # index of the argument stored
+    deref: bool  # the destination argument is a pointer to the place (&x->f)
+
+
 @cache
-def store_macros() -> dict[str, tuple[int, int, bool]]:
-    return {r["name"]: (int(r["dest"]), int(r["value"]), r["deref"] == "1") for r in _rows("store_macros.tsv")}
+def store_macros() -> dict[str, StoreMacro]:
+    return {r["name"]: StoreMacro(int(r["dest"]), int(r["value"]), r["deref"] == "1") for r in _rows("store_macros.tsv")}
 
 
 @cache
@@ -111,6 +148,12 @@ def registrations() -> dict[str, tuple[int, int, str]]:
 def guarded_calls() -> frozenset[str]:
     """Calls whose guard (case label / if condition) is recorded: the reference stack needs them."""
     return frozenset(r["function"] for r in _rows("guarded_calls.tsv"))
+
+
+@cache
+def exit_conditions() -> tuple[str, ...]:
+    """Texts that make an ``if (COND) return ...;`` an early exit worth a fact (facts.Exit)."""
+    return tuple(r["contains"] for r in _rows("early_exits.tsv"))
 
 
 @cache

@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import kdata
-from .clean import split_args
+from .ctext import looks_like_type, match_paren, split_arg_text  # split_arg_text: resolve reads it here
 from .facts import Call, Expr, FileFacts, Function, Macro
 
 _DEAD = re.compile(r"(?:^|&& )0(?: &&|$)")
@@ -60,6 +61,33 @@ class FuncInfo:
         return self._primary
 
 
+class GlobalDef(NamedTuple):
+    """A global variable visible from every file (a header's, or a non-static one)."""
+
+    type: str
+    file: str
+    fi: int
+    array: bool
+
+
+class GlobalType(NamedTuple):
+    type: str
+    array: bool
+
+
+class MacroDef(NamedTuple):
+    macro: Macro
+    file: str
+
+
+class FieldRef(NamedTuple):
+    """A field found in a struct: the struct that owns it, its name, its own struct type (or 'fn')."""
+
+    owner: str
+    name: str
+    type: str | None
+
+
 def function_id(path: str, fn: Function) -> str:
     if fn.static and not path.endswith(".h"):
         return f"{path}::{fn.name}"
@@ -84,12 +112,12 @@ class Program:
         self.funcs: dict[str, FuncInfo] = {}
         self.file_statics: list[dict[str, str]] = [{} for _ in facts]  # per file: name -> id
         self.fn_ids: list[list[str | None]] = []  # per file, per function index: id (None if dropped)
-        self.globals: dict[str, list[tuple[str, str, int, bool]]] = defaultdict(list)  # name -> (type, file, fi, array)
-        self.file_globals: list[dict[str, tuple[str, bool]]] = [{} for _ in facts]  # static globals per file
+        self.globals: dict[str, list[GlobalDef]] = defaultdict(list)
+        self.file_globals: list[dict[str, GlobalType]] = [{} for _ in facts]  # static globals per file
         self.structs: dict[str, dict[str, str]] = {}
         self.struct_order: dict[str, list[str]] = {}
         self.typedefs: dict[str, str] = {}
-        self.macros: dict[str, list[tuple[Macro, str]]] = defaultdict(list)  # name -> (macro, file)
+        self.macros: dict[str, list[MacroDef]] = defaultdict(list)
         self.aliases: dict[str, Expr] = {}  # object-like macro -> field path
         self.protos: dict[str, str] = {}
         self.locals: list[dict[int, dict[str, str]]] = [defaultdict(dict) for _ in facts]
@@ -100,65 +128,89 @@ class Program:
     # -- construction ------------------------------------------------------------------------
     def _build(self) -> None:
         for fi, ff in enumerate(self.facts):
-            ids: list[str | None] = []
-            for j, fn in enumerate(ff.functions):
-                if dead(fn.cond):
-                    ids.append(None)
-                    continue
-                fid = function_id(ff.path, fn)
-                ids.append(fid)
-                info = self.funcs.get(fid)
-                if info is None:
-                    info = self.funcs[fid] = FuncInfo(fid, fn.name)
-                info.defs.append(Def(ff.path, fn.line, fn.end_line, fn.cond, fn.static, fn.inline, fn.definer, fi, j,
-                                     fn.signature))
-                if info.ret is None and fn.ret:
-                    info.ret = fn.ret
-                if not info.params and fn.params:
-                    info.params = fn.params
-                if fid != fn.name:
-                    self.file_statics[fi][fn.name] = fid
-                self.params_of[fi][j] = {p: i for i, (p, _) in enumerate(fn.params)}
-            self.fn_ids.append(ids)
-            for loc in ff.locals:
-                self.locals[fi][loc.fn][loc.name] = loc.type
-            for g in ff.globals:
-                if dead(g.cond) or g.fn >= 0:
-                    continue
-                if g.static and not ff.path.endswith(".h"):
-                    self.file_globals[fi][g.name] = (g.type, g.array)
-                else:
-                    self.globals[g.name].append((g.type, ff.path, fi, g.array))
-            for st in ff.structs:
-                fields = self.structs.setdefault(st.name, {})
-                order = self.struct_order.setdefault(st.name, [])
-                for f in st.fields:
-                    if f.name not in fields or fields[f.name] == "p":
-                        fields[f.name] = f.type
-                    if f.name not in order:
-                        order.append(f.name)
-            for td in ff.typedefs:
-                if td.name not in self.typedefs or self.typedefs[td.name] == "p":
-                    self.typedefs[td.name] = td.type
-            for m in ff.macros:
-                if dead(m.cond):
-                    continue
-                if m.params is None:
-                    if m.alias is not None and m.name not in self.aliases:
-                        self.aliases[m.name] = m.alias
-                else:
-                    self.macros[m.name].append((m, ff.path))
+            self.fn_ids.append(self._add_functions(fi, ff))
+            self._add_locals(fi, ff)
+            self._add_globals(fi, ff)
+            self._add_types(ff)
+            self._add_macros(ff)
             for p in ff.protos:
                 self.protos.setdefault(p.name, p.ret)
-        # a function-like macro that is also a function: the function wins (the macro is usually
-        # the other branch of an #ifdef, e.g. a stub)
+        self._drop_macros_named_like_functions()
+        self._find_function_params()
+
+    def _add_functions(self, fi: int, ff: FileFacts) -> list[str | None]:
+        """Record the live functions of one file; their ids by function index (None: under #if 0)."""
+        ids: list[str | None] = []
+        for j, fn in enumerate(ff.functions):
+            if dead(fn.cond):
+                ids.append(None)
+                continue
+            fid = function_id(ff.path, fn)
+            ids.append(fid)
+            info = self.funcs.get(fid)
+            if info is None:
+                info = self.funcs[fid] = FuncInfo(fid, fn.name)
+            info.defs.append(Def(ff.path, fn.line, fn.end_line, fn.cond, fn.static, fn.inline, fn.definer, fi, j,
+                                 fn.signature))
+            if info.ret is None and fn.ret:
+                info.ret = fn.ret
+            if not info.params and fn.params:
+                info.params = fn.params
+            if fid != fn.name:
+                self.file_statics[fi][fn.name] = fid
+            self.params_of[fi][j] = {name: i for i, (name, _type) in enumerate(fn.params)}
+        return ids
+
+    def _add_locals(self, fi: int, ff: FileFacts) -> None:
+        for loc in ff.locals:
+            self.locals[fi][loc.fn][loc.name] = loc.type
+
+    def _add_globals(self, fi: int, ff: FileFacts) -> None:
+        for g in ff.globals:
+            if dead(g.cond) or g.fn >= 0:
+                continue
+            if g.static and not ff.path.endswith(".h"):
+                self.file_globals[fi][g.name] = GlobalType(g.type, g.array)
+            else:
+                self.globals[g.name].append(GlobalDef(g.type, ff.path, fi, g.array))
+
+    def _add_types(self, ff: FileFacts) -> None:
+        """Struct fields (a known type beats 'p', first seen wins otherwise) and typedefs."""
+        for st in ff.structs:
+            fields = self.structs.setdefault(st.name, {})
+            order = self.struct_order.setdefault(st.name, [])
+            for f in st.fields:
+                if f.name not in fields or fields[f.name] == "p":
+                    fields[f.name] = f.type
+                if f.name not in order:
+                    order.append(f.name)
+        for td in ff.typedefs:
+            if td.name not in self.typedefs or self.typedefs[td.name] == "p":
+                self.typedefs[td.name] = td.type
+
+    def _add_macros(self, ff: FileFacts) -> None:
+        for m in ff.macros:
+            if dead(m.cond):
+                continue
+            if m.params is None:
+                if m.alias is not None and m.name not in self.aliases:
+                    self.aliases[m.name] = m.alias
+            else:
+                self.macros[m.name].append(MacroDef(m, ff.path))
+
+    def _drop_macros_named_like_functions(self) -> None:
+        """A function-like macro that is also a function: the function wins (the macro is usually
+        the other branch of an #ifdef, e.g. a stub)."""
         for name in list(self.macros):
             if name in self.funcs:
                 del self.macros[name]
+
+    def _find_function_params(self) -> None:
+        """Per function, the parameters whose type can carry a function."""
         for fi, ff in enumerate(self.facts):
             out = self.fn_params_of[fi]
             for j, fn in enumerate(ff.functions):
-                keep = {p: i for i, (p, t) in enumerate(fn.params) if self.may_hold_function(t)}
+                keep = {name: i for i, (name, ptype) in enumerate(fn.params) if self.may_hold_function(ptype)}
                 if keep:
                     out[j] = keep
 
@@ -180,16 +232,18 @@ class Program:
             return fid
         return name if name in self.funcs else None
 
-    def global_type(self, fi: int, name: str) -> tuple[str, bool] | None:
+    def global_type(self, fi: int, name: str) -> GlobalType | None:
+        """Type of the global ``name`` seen from file fi: its own static first, then the first
+        declaration with a known type, then the first one."""
         g = self.file_globals[fi].get(name)
         if g is not None:
             return g
-        lst = self.globals.get(name)
-        if lst:
-            for t, _, _, arr in lst:
-                if t != "p":
-                    return t, arr
-            return lst[0][0], lst[0][3]
+        defs = self.globals.get(name)
+        if defs:
+            for d in defs:
+                if d.type != "p":
+                    return GlobalType(d.type, d.array)
+            return GlobalType(defs[0].type, defs[0].array)
         return None
 
     def global_id(self, fi: int, name: str) -> str | None:
@@ -216,25 +270,25 @@ class Program:
             return None
         return None
 
-    def field(self, struct: str, name: str, depth: int = 0) -> tuple[str, str, str | None] | None:
-        """(owner struct, field, field's struct type) for ``struct.name``, following field
-        aliases (#define sk_prot __sk_common.skc_prot). None when unknown."""
+    def field(self, struct: str, name: str, depth: int = 0) -> FieldRef | None:
+        """The field ``struct.name``, following field aliases (#define sk_prot
+        __sk_common.skc_prot). None when unknown."""
         fields = self.structs.get(struct)
         if fields is not None and name in fields:
-            return struct, name, self.struct_of(fields[name])
+            return FieldRef(struct, name, self.struct_of(fields[name]))
         alias = self.aliases.get(name)
         if alias is not None and depth < 4:
             return self._apply_alias(struct, alias, depth + 1)
         return None
 
-    def _apply_alias(self, struct: str, path: Expr, depth: int) -> tuple[str, str, str | None] | None:
+    def _apply_alias(self, struct: str, path: Expr, depth: int) -> FieldRef | None:
         if path[0] == "v":
             return self.field(struct, path[1], depth)
         if path[0] == "f":
             base = self._apply_alias(struct, path[1], depth)
-            if base is None or base[2] is None:
+            if base is None or base.type is None:
                 return None
-            return self.field(base[2], path[2], depth)
+            return self.field(base.type, path[2], depth)
         return None
 
     def ret_type(self, fi: int, name: str) -> str | None:
@@ -246,11 +300,9 @@ class Program:
         r = self.protos.get(name)
         if r:
             return self.struct_of(r)
-        ms = self.macros.get(name)
-        if ms:
-            for m, _ in ms:
-                if m.type:
-                    return self.struct_of(m.type)
+        for md in self.macros.get(name, ()):
+            if md.macro.type:
+                return self.struct_of(md.macro.type)
         return None
 
     def type_of(self, e: Expr, fi: int, fn: int, depth: int = 0) -> str | None:
@@ -262,14 +314,14 @@ class Program:
             t = self.locals[fi].get(fn, {}).get(e[1]) if fn >= 0 else None
             if t is None:
                 g = self.global_type(fi, e[1])
-                t = g[0] if g else None
+                t = g.type if g else None
             return self.struct_of(t)
         if k == "f":
             base = self.type_of(e[1], fi, fn, depth + 1)
             if base is None or base == "fn":
                 return None
             f = self.field(base, e[2])
-            return f[2] if f else None
+            return f.type if f else None
         if k == "c":
             return self.ret_type(fi, e[1])
         if k == "x":
@@ -296,20 +348,8 @@ class Program:
 # call arguments are stored as text; the few that matter are parsed here, on demand
 
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
-_TYPE_TEXT = re.compile(r"^\s*(?:const\s+|volatile\s+)*(?:(?:struct|union|enum)\s+)?[A-Za-z_]\w*(?:\s+[A-Za-z_]\w*)*[\s*]*$")
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 _FIELDS = re.compile(r"^([A-Za-z_]\w*)((?:\s*(?:->|\.)\s*[A-Za-z_]\w*)+)$")
 _NUM = re.compile(r"^(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*$")
-
-
-def split_arg_text(text: str) -> list[str]:
-    """An argument list as written, split on its top-level commas."""
-    if not any(ch in text for ch in "([{\"'/"):
-        return text.split(",")
-    if "/" in text:
-        text = _COMMENT.sub(" ", text)
-    return [a.decode("utf-8", "replace") for a in split_args(text.encode("utf-8", "replace"))]
-
 
 def parse_arg(text: str, depth: int = 0) -> Expr | None:
     """One argument as written -> Expr, for the forms that can carry a function or a table."""
@@ -324,12 +364,7 @@ def parse_arg(text: str, depth: int = 0) -> Expr | None:
         inner = parse_arg(t[1:], depth + 1)
         return ("a", inner) if inner is not None else None
     if t[0] == "(":
-        close = _close_paren(t)
-        if close == len(t) - 1:
-            return parse_arg(t[1:-1], depth + 1)
-        if close > 0 and _TYPE_TEXT.match(t[1:close]):
-            return parse_arg(t[close + 1 :], depth + 1)  # a cast
-        return None
+        return _parse_parenthesized(t, depth)
     m = _FIELDS.match(t)
     if m:
         e: Expr = ("v", m.group(1))
@@ -337,24 +372,27 @@ def parse_arg(text: str, depth: int = 0) -> Expr | None:
             e = ("f", e, part)
         return e
     if "?" in t and ":" in t and t.count("?") == 1:
-        cond, _, rest = t.partition("?")
-        a, _, b = rest.partition(":")
-        ea, eb = parse_arg(a, depth + 1), parse_arg(b, depth + 1)
-        if ea is not None or eb is not None:
-            return ("?", ea or ("u",), eb or ("u",))
+        return _parse_conditional(t, depth)
     return None
 
 
-def _close_paren(t: str) -> int:
-    depth = 0
-    for i, ch in enumerate(t):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-    return -1
+def _parse_parenthesized(t: str, depth: int) -> Expr | None:
+    """'(x)' -> x; '(struct T *)x' -> x (a cast: the receiver's type comes from elsewhere)."""
+    close = match_paren(t, 0, len(t))
+    if close == len(t) - 1:
+        return parse_arg(t[1:-1], depth + 1)
+    if close > 0 and looks_like_type(t[1:close]):
+        return parse_arg(t[close + 1 :], depth + 1)
+    return None
+
+
+def _parse_conditional(t: str, depth: int) -> Expr | None:
+    _cond, _, rest = t.partition("?")
+    a, _, b = rest.partition(":")
+    ea, eb = parse_arg(a, depth + 1), parse_arg(b, depth + 1)
+    if ea is not None or eb is not None:
+        return ("?", ea or ("u",), eb or ("u",))
+    return None
 
 
 _ARGS_CACHE: dict[str, tuple[Expr | None, ...]] = {}
@@ -366,13 +404,7 @@ def parse_args(call: Call) -> tuple[Expr | None, ...]:
     got = _ARGS_CACHE.get(text)
     if got is not None:
         return got
-    if not text.strip():
-        out: tuple[Expr | None, ...] = ()
-    elif not any(ch in text for ch in "([{\"'/"):
-        out = tuple(parse_arg(a) for a in text.split(","))
-    else:
-        clean_text = _COMMENT.sub(" ", text) if "/" in text else text
-        out = tuple(parse_arg(a.decode("utf-8", "replace")) for a in split_args(clean_text.encode("utf-8", "replace")))
+    out = tuple(parse_arg(a) for a in split_arg_text(text)) if text.strip() else ()
     if len(_ARGS_CACHE) > 200_000:
         _ARGS_CACHE.clear()
     _ARGS_CACHE[text] = out

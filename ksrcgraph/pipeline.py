@@ -3,8 +3,9 @@
 Steps (each a stage module, data flowing one way):
  1. sources.open_tree — find, extract or download the kernel tree;
  2. index.build_index — parse what the store does not know yet (process pool), record the manifest;
- 3. the linked graph for that manifest is read from the store, or built by link.Program +
-    resolve.build from every file's facts, packed by graph.pack and stored;
+ 3. the linked graph for that manifest is read from the store, or built (``build_graph``) by
+    link.Program + resolve.build from every file's facts, with the reference stack's tables from
+    refstack.tables.build_parts, packed by graph.pack and stored;
  4. graph.CallGraph serves queries, reading edge rows and the reference stack's tables from the
     store only when a query needs them.
 A warm run on a tree we extracted ourselves reads the manifest and the graph's core: it parses,
@@ -17,13 +18,15 @@ import time
 
 from . import index, kdata, link, resolve, sources
 from .extract import extractor_key
+from .facts import FileFacts
 from .graph import CallGraph, pack
 from .progress import Progress
+from .refstack import tables
 from .store import DamagedEntry, Store, warn
 
 
 def graph_key(digest: str, xkey: str) -> str:
-    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.code_digest('link', 'resolve', 'refstack/tables', 'graph')}"
+    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.package_digest()}"
 
 
 def _meta(tree: sources.SourceTree, digest: str, version: str | None, extra: dict | None = None) -> dict:
@@ -70,12 +73,24 @@ class _Lazy:
         self.fresh = (rows, parts)
 
 
-def _build(ix: index.Index, st: Store, key: str) -> tuple[dict, dict, dict]:
-    facts = index.load_facts(ix, st)
+def build_graph(facts: list[FileFacts]) -> tuple[dict, dict, dict]:
+    """Facts of a whole tree -> the packed graph (core, rows, parts): link, resolve, the reference
+    stack's tables, pack."""
     prog = link.Program(facts)
-    built = resolve.build(prog)
-    del facts, prog
-    core, rows, parts = pack(built)
+    linked = resolve.build(prog)
+    parts = tables.build_parts(prog, linked.flows)
+    linked = linked._replace(flows=None)  # the value flow and the program are not needed any more
+    del prog
+    return pack(linked, parts)
+
+
+def from_facts(facts: list[FileFacts], meta: dict | None = None) -> CallGraph:
+    """A CallGraph built in this process from facts (tests, fixtures)."""
+    return CallGraph(*build_graph(facts), meta)
+
+
+def _build(ix: index.Index, st: Store, key: str) -> tuple[dict, dict, dict]:
+    core, rows, parts = build_graph(index.load_facts(ix, st))
     st.put_graph(key, core, rows, parts)
     return core, rows, parts
 

@@ -16,13 +16,24 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from .graph import INF, CallGraph, Edge
+from .graph import INF, CallGraph
+from .rows import Edge
 
 DEFAULT_K = 5
 DEFAULT_MAX_DEPTH = 40
 _MAX_SLACK = 64.0
 _MAX_EXAMINED = 50  # paths examined per path wanted (those over --max-depth are skipped)
 _MAX_NODES = 20000  # stop widening the search region beyond this many functions
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """A part of the graph a search may not use: caller/callee pairs removed, and (when given) the
+    only functions it may go through. Layers above (the reference stack) derive it from what they
+    know — e.g. the pointer bindings a socket cannot make."""
+
+    removed: frozenset[tuple[str, str]] = frozenset()
+    within: frozenset[str] | None = None
 
 
 @dataclass
@@ -47,7 +58,7 @@ def _cost(cg: CallGraph, nodes: list[str]) -> float:
 
 
 def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: frozenset[str],
-            removed: frozenset[tuple[str, str]] = frozenset(), within: set[str] | None = None
+            removed: frozenset[tuple[str, str]] = frozenset(), within: frozenset[str] | None = None
             ) -> list[tuple[float, list[str]]]:
     if s not in cg.index or t not in cg.index or s in banned or t in banned:
         return []
@@ -107,11 +118,12 @@ def relevant(cg: CallGraph, src: str, dst: str, margin: float, avoid: list[str] 
 
 def find_paths(cg: CallGraph, src: str, dst: str, k: int = DEFAULT_K, via: list[str] | None = None,
                avoid: list[str] | None = None, max_depth: int = DEFAULT_MAX_DEPTH,
-               removed: set[tuple[str, str]] | None = None, within: set[str] | None = None) -> list[Path]:
+               restrict: Restriction | None = None) -> list[Path]:
     """The k best distinct simple paths src -> (via...) -> dst, never through the avoided functions
-    nor the removed caller/callee pairs (and only among the functions within, when given)."""
+    nor what the restriction takes out of the graph."""
     banned = frozenset(avoid or ())
-    gone = frozenset(removed or ())
+    gone = restrict.removed if restrict else frozenset()
+    within = restrict.within if restrict else None
     stops = [src, *(via or []), dst]
     if any(s in banned for s in stops):
         return []

@@ -288,64 +288,85 @@ def _extract_members(tarball: Path, tmp: Path, want: set[str], progress: Progres
         return _extract_stream(tarball.name, stream, raw, size, tmp, want, progress)
 
 
+def _check_member(tarball: Path, tmp: Path, member: tarfile.TarInfo) -> bool:
+    """Refuse the archive for an unsafe member; False when tarfile's data filter drops it."""
+    name = member.name
+    if name.startswith("/") or ".." in name.split("/"):
+        raise _refuse(tarball, name, "has an absolute or parent-relative name")
+    if (member.issym() or member.islnk()) and (
+            member.linkname.startswith("/") or ".." in member.linkname.split("/")
+            and not _link_inside(name, member.linkname, member.islnk())):
+        raise _refuse(tarball, name, f"links outside the tree ({member.linkname})")
+    try:
+        return tarfile.data_filter(member, str(tmp)) is not None
+    except tarfile.FilterError as e:
+        raise _refuse(tarball, name, f"is unsafe: {e}") from e
+
+
+def _kept(member: tarfile.TarInfo, rel: list[str], want: set[str]) -> bool:
+    """A regular file we extract: a source file under a wanted top directory, or the top Makefile."""
+    if not member.isfile():
+        return False  # directories are implied; links are never materialised
+    if len(rel) == 1 and rel[0] == "Makefile":
+        return True
+    return rel[0] in want and rel[-1].endswith(SOURCE_SUFFIXES)
+
+
+class _Budget:
+    """Bytes extracted so far, against the per-member and whole-archive limits."""
+
+    def __init__(self, tarball: Path) -> None:
+        self.tarball, self.total, self.limit = tarball, 0, max_extract_bytes()
+
+    def take(self, member: tarfile.TarInfo) -> None:
+        if member.size > MAX_MEMBER_BYTES:
+            raise ArchiveError(f"refusing {self.tarball.name}: member {member.name!r} is {member.size} bytes",
+                               f"members over {MAX_MEMBER_BYTES} bytes are not kernel sources")
+        self.total += member.size
+        if self.total > self.limit:
+            raise ArchiveError(f"refusing {self.tarball.name}: more than {self.limit} bytes to extract",
+                               "raise KSRCGRAPH_MAX_EXTRACT_BYTES if this is really a kernel tree")
+
+
+def _copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, tarball: Path, tmp: Path, rel: list[str]) -> bool:
+    target = tmp.joinpath(*rel)
+    if tmp not in target.parents:
+        raise _refuse(tarball, member.name, "escapes the destination")
+    src = tar.extractfile(member)
+    if src is None:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "xb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    return True
+
+
 def _extract_stream(label: str, stream, raw, size: int, tmp: Path, want: set[str],  # type: ignore[no-untyped-def]
                     progress: Progress | None) -> set[str]:
     """Extract the wanted top directories' sources from an uncompressed tar stream, safely."""
     tarball = Path(label)
     found: set[str] = set()
-    total = 0
-    limit = max_extract_bytes()
+    budget = _Budget(tarball)
     prefix: str | None = None
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for n, member in enumerate(tar):
                 name = member.name
-                if name.startswith("/") or ".." in name.split("/"):
-                    raise _refuse(tarball, name, "has an absolute or parent-relative name")
-                if (member.issym() or member.islnk()) and (
-                        member.linkname.startswith("/") or ".." in member.linkname.split("/")
-                        and not _link_inside(name, member.linkname, member.islnk())):
-                    raise _refuse(tarball, name, f"links outside the tree ({member.linkname})")
-                parts = name.lstrip("./").split("/") if not name.startswith("/") else [name]
+                if not _check_member(tarball, tmp, member):
+                    continue
+                parts = name.lstrip("./").split("/")
                 if prefix is None:
                     prefix = parts[0] if (len(parts) > 1 or member.isdir()) and parts[0] not in _KERNEL_TOP else ""
-                try:
-                    safe = tarfile.data_filter(member, str(tmp))
-                except tarfile.FilterError as e:
-                    raise _refuse(tarball, name, f"is unsafe: {e}") from e
-                if safe is None:
-                    continue
                 rel = parts[1:] if prefix and parts[0] == prefix else parts
                 if not rel or not rel[0]:
                     continue
-                top = rel[0]
                 if n % 2000 == 0 and progress is not None and raw is not None:
                     progress(f"extracting {tarball.name}", raw.tell(), size)
-                keep_makefile = len(rel) == 1 and top == "Makefile"
-                if top not in want and not keep_makefile:
+                if not _kept(member, rel, want):
                     continue
-                if not member.isfile():
-                    continue  # directories are implied; links are never materialised
-                if not keep_makefile and not rel[-1].endswith(SOURCE_SUFFIXES):
-                    continue
-                if member.size > MAX_MEMBER_BYTES:
-                    raise ArchiveError(f"refusing {tarball.name}: member {name!r} is {member.size} bytes",
-                                       f"members over {MAX_MEMBER_BYTES} bytes are not kernel sources")
-                total += member.size
-                if total > limit:
-                    raise ArchiveError(f"refusing {tarball.name}: more than {limit} bytes to extract",
-                                       "raise KSRCGRAPH_MAX_EXTRACT_BYTES if this is really a kernel tree")
-                target = tmp.joinpath(*rel)
-                if tmp not in target.parents:
-                    raise _refuse(tarball, name, "escapes the destination")
-                src = tar.extractfile(member)
-                if src is None:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "xb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                if not keep_makefile:
-                    found.add(top)
+                budget.take(member)
+                if _copy_member(tar, member, tarball, tmp, rel) and rel != ["Makefile"]:
+                    found.add(rel[0])
             while stream.read(1 << 20):
                 pass  # read to the end: a truncated compressed stream fails here
     except ArchiveError:

@@ -56,11 +56,12 @@ def program_of():
 
 @pytest.fixture
 def graph_of():
-    from ksrcgraph import resolve
-    from ksrcgraph.graph import from_linked
+    from ksrcgraph.extract import extract
+    from ksrcgraph.pipeline import from_facts
 
     def run(files: dict[str, str]):
-        return from_linked(resolve.build(_program(files)), {"label": "inline", "scope": ["net", "include"]})
+        facts = [extract(p, s.encode()) for p, s in sorted(files.items())]
+        return from_facts(facts, {"label": "inline", "scope": ["net", "include"]})
 
     return run
 

@@ -1,4 +1,4 @@
-"""The reference stack on Debian 6.1 and 6.12: every chain of ../shared/reference_paths.json is
+"""The reference stack on Debian 6.1 and 6.12: every chain of tests/data/reference_chains.json is
 found for its socket among the first 5 paths, replay confirms it, and its indirect hops name the
 tables the seeds name; a wrong socket does not confirm it; without --socket, paths group by the
 configurations that realise them."""
@@ -10,7 +10,7 @@ import pytest
 from ksrcgraph.refstack.model import Model
 from ksrcgraph.refstack.paths import socket_paths
 
-from test_kernel_chains import CHAINS, KERNELS, REF, first_with
+from test_kernel_chains import CHAINS, KERNELS, first_with
 
 pytestmark = pytest.mark.kernel
 
@@ -24,7 +24,6 @@ def find(cg, chain, socket):
     return res, first_with(cg, res.paths, chain["through"])
 
 
-@pytest.mark.skipif(not CHAINS, reason=f"{REF} not found")
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("chain", CHAINS, ids=[c["id"] for c in CHAINS])
 def test_chain_confirmed_for_its_socket(kernel_graph, kernel, chain):
@@ -47,7 +46,6 @@ def test_chain_confirmed_for_its_socket(kernel_graph, kernel, chain):
         assert any(k in told for k in keys), f"{pair}: none of {keys} in: {told[:500]}"
 
 
-@pytest.mark.skipif(not CHAINS, reason=f"{REF} not found")
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("chain", CHAINS, ids=[c["id"] for c in CHAINS])
 def test_wrong_socket_does_not_confirm_chain(kernel_graph, kernel, chain):

@@ -52,17 +52,19 @@ def modules() -> list[tuple[str, Path]]:
     return out
 
 
-def imported(module: str, tree: ast.AST) -> set[str]:
+def imported(module: str, path: Path, tree: ast.AST) -> set[str]:
     """ksrcgraph modules imported by this module (relative or absolute)."""
-    pkg = module.split(".")[:-1] if not str(module).endswith("__init__") else module.split(".")
+    pkg = [] if module == "__init__" else module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     got: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = pkg[: len(pkg) - (node.level - 1)] if node.level > 1 else pkg
                 target = [*base, *(node.module.split(".") if node.module else [])]
-                if not node.module:
-                    got.update(".".join([*target, a.name]) for a in node.names)
+                if not node.module:  # from . import x: a module x, or a name of the package itself
+                    got.update(".".join([*target, a.name]) if (PKG.joinpath(*target, a.name + ".py").exists()
+                               or PKG.joinpath(*target, a.name).is_dir()) else ".".join(target) or "__init__"
+                               for a in node.names)
                     continue
             elif node.module and node.module.startswith("ksrcgraph"):
                 target = node.module.split(".")[1:]
@@ -96,7 +98,7 @@ def test_functions_are_short(module, path):
 @pytest.mark.parametrize("module,path", MODULES, ids=[m for m, _ in MODULES])
 def test_imports_follow_the_layers(module, path):
     mine = layer_of(module)
-    above = sorted(m for m in imported(module, ast.parse(path.read_text())) if layer_of(m) > mine)
+    above = sorted(m for m in imported(module, path, ast.parse(path.read_text())) if layer_of(m) > mine)
     assert not above, f"{module} (layer {mine}) imports from a higher layer: {above}"
 
 

@@ -2,7 +2,7 @@
 
 import shutil
 
-from ksrcgraph import pipeline, index, sources
+from ksrcgraph import index, pipeline, sources
 from ksrcgraph.store import Store
 
 from conftest import FIXTURES

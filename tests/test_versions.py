@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ksrcgraph import pipeline, diff, sources
+from ksrcgraph import diff, pipeline, sources
+from ksrcgraph.cli.queries import PathQuery, compare_paths
 from ksrcgraph.errors import SourceError
 
 # A tiny two-file "kernel" in the shape of the send path; each test edits one thing in version B.
@@ -72,14 +73,14 @@ def tree(tmp_path: Path, name: str, edits: dict[str, str | None]) -> str:
 def changes(tmp_path, edits_b, edits_a=None):
     a = pipeline.open_graph(None, tree(tmp_path, "a", edits_a or {}), ("net", "include"))
     b = pipeline.open_graph(None, tree(tmp_path, "b", edits_b), ("net", "include"))
-    d = diff.diff_paths(a, b, "sys_sendto", "dev_queue_xmit")
+    d = compare_paths(a, b, PathQuery("sys_sendto", "dev_queue_xmit"))
     return [(c.kind, c.function) for c in d.changes], d
 
 
 def test_identical_versions_have_no_change(tmp_path):
     got, d = changes(tmp_path, {})
     assert got == [] and not d.changed
-    assert d.a_in_b == {"exists": True, "resolves": None, "breaks_at": None, "socket": None}
+    assert d.a_in_b == diff.Survival(exists=True, resolves=None, breaks_at=None, socket=None)
 
 
 def test_renamed_hop(tmp_path):
@@ -88,7 +89,7 @@ def test_renamed_hop(tmp_path):
         "sock_sendmsg", "__sock_sendmsg")})
     assert got == [("renamed", "__sock_sendmsg")]
     assert d.changes[0].detail == "sock_sendmsg → __sock_sendmsg: the name differs only by prefix or suffix"
-    assert d.a_in_b["breaks_at"]["why"] == "sock_sendmsg is not defined in this kernel's scope"
+    assert d.a_in_b.breaks_at["why"] == "sock_sendmsg is not defined in this kernel's scope"
 
 
 def test_hop_added_and_removed(tmp_path):

@@ -1,89 +1,59 @@
 """Query-time part of the reference stack: socket configurations and the state each one binds.
 
-In: a ``CallGraph`` whose ``lg.model`` was filled by ``refstack.tables`` (from that kernel's facts).
+In: a ``CallGraph`` whose ``model`` part ``refstack.tables`` built (from that kernel's facts).
 Out: ``Model.configs()`` (what ``ksrcgraph sockets`` lists), ``Model.state(config)`` — the tables a
 socket of that configuration ends up with, computed the way the kernel computes them — and
 ``Model.binding(state, slot)`` — which functions a pointer of that slot can hold for that socket
-(None when no rule covers the slot: ``unmodelled``).
+(None when no rule covers the slot: ``unmodelled``), and ``Model.describe`` — how a verdict says so.
 
 The kernel's own algorithms (the ``inet_create`` wildcard match on (type, protocol), the last
 ``sock->ops =`` assignment that applies to the socket type) are code here; every table comes from
-the extracted source, every mapping from a receiver to state from ``data/refstack_*.tsv``.
+the extracted source, every mapping from a receiver to state from ``data/refstack_*.tsv`` (through
+``refstack.states``: what each state key binds, where it is read, how it is named).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from .. import kdata
 from ..errors import UsageError
+from . import states
+from .guards import eval_type_cond, guard_holds, type_const
+from .sockets import Binding, Config, SocketState, short
+from .tables import Alloc, Assignment, Exit, Registration, Store, model_part
 
-_PREFIX = {"family": ("PF_", "AF_"), "type": ("SOCK_",)}
-
-
-def short(const: str, what: str) -> str:
-    """PF_INET -> inet, SOCK_DGRAM -> dgram (protocols: Model.protocol_name)."""
-    c = re.sub(r"^cpu_to_be16\((.*)\)$", r"\1", const.strip())
-    for p in _PREFIX[what]:
-        if c.startswith(p):
-            return c[len(p) :].lower()
-    return c.lower()
-
-
-@dataclass(frozen=True, order=True)
-class Config:
-    family: str
-    type: str = ""
-    protocol: str = ""
-
-    def __str__(self) -> str:
-        return ":".join(x for x in (self.family, self.type, self.protocol) if x)
-
-
-@dataclass
-class Binding:
-    key: str  # model state, e.g. "sock.ops"
-    functions: set[str]
-    tables: list[str]  # the tables (or stores) that give them
-    field: str
-    note: str = ""
-
-
-@dataclass
-class SocketState:
-    config: Config
-    family_table: str | None = None
-    create: list[str] = field(default_factory=list)
-    entry: str | None = None  # the protosw-like entry chosen by (type, protocol)
-    ops: list[str] = field(default_factory=list)
-    prot: list[str] = field(default_factory=list)
-    af_ops: list[str] = field(default_factory=list)
-    protocol_tables: list[str] = field(default_factory=list)
-    ptype_tables: list[str] = field(default_factory=list)
-    problem: str = ""  # why this configuration cannot be created
-
-    @property
-    def ok(self) -> bool:
-        return not self.problem
+# What each kind of state (refstack_state.tsv's binds column) binds a pointer to: the tables of a
+# socket's state (or of the whole socket layer) whose field holds the function. "stores" is apart:
+# the functions stored into the pointer's own slot (Model.stored).
+_BOUND_TABLES = {
+    "ops": lambda m, st: st.ops,
+    "prot": lambda m, st: st.prot,
+    "family": lambda m, st: [st.family_table] if st.family_table else [],
+    "af_ops": lambda m, st: st.af_ops,
+    "protocol": lambda m, st: st.protocol_tables,
+    "ptype": lambda m, st: st.ptype_tables,
+    "file": lambda m, st: m.socket_file_tables,
+}
+assert set(_BOUND_TABLES) | {"stores"} == set(states.BINDS), "refstack.states.BINDS and Model disagree"
 
 
 class Model:
     def __init__(self, cg) -> None:  # type: ignore[no-untyped-def]
         self.cg = cg
-        m = cg.model
+        m = model_part(cg)
         self.tables: dict[str, dict] = m.get("tables", {})
-        self.registrations: list = m.get("registrations", [])
-        self.assigns: list = m.get("assigns", [])
-        self.allocs: list = m.get("allocs", [])
-        self.stores: dict[str, list] = m.get("stores", {})
-        self.exits: list = m.get("exits", [])
-        self.fn_stores: list = m.get("fn_stores", [])
-        self.rules = kdata.refstack_rules()
+        self.registrations = [Registration._make(r) for r in m.get("registrations", [])]
+        self.assigns = [Assignment._make(r) for r in m.get("assigns", [])]
+        self.allocs = [Alloc._make(r) for r in m.get("allocs", [])]
+        self.stores = {slot: [Store._make(r) for r in recs] for slot, recs in m.get("stores", {}).items()}
+        self.exits = [Exit._make(r) for r in m.get("exits", [])]
+        self.fn_stores = [Assignment._make(r) for r in m.get("fn_stores", [])]
+        self.states = states.table()
+        self.rules = states.rules()
         self.fam_data = kdata.refstack_families()
-        self.state_src = kdata.refstack_state()
         self._states: dict[Config, SocketState] = {}
         self._create_paths: dict[tuple[str, int], list[tuple[int, str]]] = {}
         self._bindings: dict[tuple[Config, str], Binding | None] = {}
@@ -122,23 +92,29 @@ class Model:
     def registered(self, function: str) -> list[tuple[str, str | None]]:
         """(table, key) registered by calls of function, in source order."""
         out = []
-        for name, _registers, tables, key, _caller, _file, _line in self.registrations:
-            if name == function:
-                out.extend((t, key) for t in tables)
+        for r in self.registrations:
+            if r.function == function:
+                out.extend((t, r.key) for t in r.tables)
         return out
+
+    def _state_value(self, binds: str) -> str | None:
+        """The value column of the state of this kind (refstack_state.tsv), if there is one."""
+        s = states.bound(binds)
+        return s.value if s is not None else None
 
     # -- families and configurations ---------------------------------------------------------------
     def _family_tables(self, keyed: bool) -> Iterator[tuple[str, str, str | None, dict]]:
-        """(family, table, key, entry) of the net_proto_family tables registered by functions that
-        take a key (bt_sock_register) or not (sock_register)."""
-        for name, registers, tables, key, _caller, file, line in self.registrations:
-            if registers != "net_proto_family" or self._keyed(name) != keyed:
+        """(family, table, key, entry) of the family tables (the family state's kind: net_proto_family)
+        registered by functions that take a key (bt_sock_register) or not (sock_register)."""
+        kind = self._state_value("family")
+        for r in self.registrations:
+            if r.registers != kind or self._keyed(r.function) != keyed:
                 continue
-            for t in tables:
+            for t in r.tables:
                 fam = self.const(t, "family")
                 if fam:
-                    yield short(fam, "family"), t, key, {"table": t, "create": self.fns(t, "create"),
-                                                         "file": file, "line": line}
+                    yield short(fam, "family"), t, r.key, {"table": t, "create": self.fns(t, "create"),
+                                                           "file": r.file, "line": r.line}
 
     @cached_property
     def families(self) -> dict[str, dict]:
@@ -151,8 +127,8 @@ class Model:
     @staticmethod
     def _keyed(function: str) -> bool:
         """Does this registration function take the key as an argument (registrations.tsv)?"""
-        reg = kdata.registrations().get(function)
-        return reg is not None and reg[1] >= 0
+        _arg, key, _registers = kdata.registrations().get(function, (-1, -1, ""))
+        return key >= 0
 
     @cached_property
     def subfamilies(self) -> dict[str, dict[str, dict]]:
@@ -210,17 +186,21 @@ class Model:
                 seen.add(f)
                 out.append((d, f))
                 for callee, edges in sorted(self.cg.out.get(f, {}).items()):
-                    if any(e.kind == "direct" for e in edges) and self.cg.nodes.get(callee, ("",) * 5)[4] != "x":
+                    if any(e.kind == "direct" for e in edges) and not self._external(callee):
                         nxt.append(callee)
             frontier = nxt
         return out
+
+    def _external(self, nid: str) -> bool:
+        node = self.cg.nodes.get(nid)
+        return node is not None and node.external
 
     def _types_in(self, family: str, protocol: str = "") -> list[str]:
         """Socket types a non-table family's create path mentions (guards and early exits)."""
         fns = {f for _, f in self.create_path(family, protocol=protocol)}
         found: list[str] = []
-        texts = [str(rec[-3]) for rec in self.assigns + self.allocs if rec[0] in fns and rec[-3]]
-        texts += [ex[1] for ex in self.exits if ex[0] in fns]
+        texts = [str(rec.guard) for rec in [*self.assigns, *self.allocs] if rec.fn in fns and rec.guard]
+        texts += [ex.cond for ex in self.exits if ex.fn in fns]
         for text in texts:
             for c in re.findall(r"\bSOCK_[A-Z]+\b", text):
                 if c.endswith("_MAX") or c.endswith("_MASK"):
@@ -232,9 +212,9 @@ class Model:
     def rejects(self, family: str, sock_type: str, protocol: str = "") -> str | None:
         """The early-exit condition of the family's create path that refuses this type, if any."""
         for _d, f in self.create_path(family, protocol=protocol):
-            for fid, cond, file, line in self.exits:
-                if fid == f and _eval_type_cond(cond, "SOCK_" + sock_type.upper() if sock_type else None) is True:
-                    return f"{cond} ({file}:{line})"
+            for ex in self.exits:
+                if ex.fn == f and eval_type_cond(ex.cond, type_const(sock_type)) is True:
+                    return f"{ex.cond} ({ex.file}:{ex.line})"
         return None
 
     def configs(self) -> list[Config]:
@@ -287,51 +267,67 @@ class Model:
             return st
         st.family_table = fam["table"]
         st.create = list(fam["create"])
-        fdata = self.fam_data.get(c.family, {})
         ents = self.entries(c.family)
-        if ents:
-            entry = self._match_entry(ents, c)
-            if entry is None:
-                st.problem = f"no {c.family} entry for type {c.type or '?'} and protocol {c.protocol or 'any'}"
-                return st
-            st.entry = entry
-            st.ops = self.ref(entry, "ops")
-            st.prot = self.ref(entry, "prot")
-            proto = self.const(entry, "protocol")
-            if c.protocol:
-                proto = self.protocols(c.family)[0] + c.protocol.upper()
-            reg = fdata.get("protocol_register")
-            if reg and proto:
-                st.protocol_tables = [t for t, key in self.registered(reg) if key == proto]
-        else:
-            subs = self.subfamilies.get(c.family, {})
-            if subs and c.protocol not in subs:
-                st.problem = (f"no {c.family} protocol {c.protocol} registered" if c.protocol else
-                              f"{c.family} sockets need a protocol ({', '.join(subs)})")
-                return st
-            if subs:
-                st.create += [f for f in subs[c.protocol]["create"] if f not in st.create]
-            why = self.rejects(c.family, c.type, c.protocol) if c.type else None
-            if why:
-                st.problem = f"{c.family} refuses type {c.type}: {why}"
-                return st
-            path = self.create_path(c.family, protocol=c.protocol)
-            order = {f: d for d, f in path}
-            ops = self._applicable([a for a in self.assigns if a[0] in order and a[1] == "socket.ops"], order, c)
-            st.ops = [v[1] for v in ops if v[0] == "table"]
-            if not st.ops and c.type:
-                st.problem = f"{c.family} gives type {c.type} no proto_ops"
-            allocs = self._applicable(self.allocs, order, c)
-            st.prot = [v[1] for v in allocs if v[0] == "table"]
+        if not (self._from_entry(st, ents) if ents else self._from_create_path(st)):
+            return st
         if st.prot:
             st.af_ops = self._init_tables(st.prot)
-        eth = fdata.get("ethertype")
-        if eth:
-            for t, _ in self.registered("dev_add_pack"):
-                ty = self.const(t, "type") or ""
-                if re.search(rf"\b{re.escape(eth)}\b", ty):
-                    st.ptype_tables.append(t)
+        st.ptype_tables = self._ptype_tables(c.family)
         return st
+
+    def _from_entry(self, st: SocketState, ents: list[str]) -> bool:
+        """ops, prot and protocol handlers from the family's (type, protocol) switch entry; False
+        when there is none for this socket."""
+        c = st.config
+        entry = self._match_entry(ents, c)
+        if entry is None:
+            st.problem = f"no {c.family} entry for type {c.type or '?'} and protocol {c.protocol or 'any'}"
+            return False
+        st.entry = entry
+        st.ops = self.ref(entry, "ops")
+        st.prot = self.ref(entry, "prot")
+        proto = self.const(entry, "protocol")
+        if c.protocol:
+            proto = self.protocols(c.family)[0] + c.protocol.upper()
+        column = self._state_value("protocol")
+        reg = self.fam_data.get(c.family, {}).get(column) if column else None
+        if reg and proto:
+            st.protocol_tables = [t for t, key in self.registered(reg) if key == proto]
+        return True
+
+    def _from_create_path(self, st: SocketState) -> bool:
+        """ops and prot as the family's create path sets them for this type (the sub-family's, for
+        a protocol); False when the family cannot create this socket."""
+        c = st.config
+        subs = self.subfamilies.get(c.family, {})
+        if subs and c.protocol not in subs:
+            st.problem = (f"no {c.family} protocol {c.protocol} registered" if c.protocol else
+                          f"{c.family} sockets need a protocol ({', '.join(subs)})")
+            return False
+        if subs:
+            st.create += [f for f in subs[c.protocol]["create"] if f not in st.create]
+        why = self.rejects(c.family, c.type, c.protocol) if c.type else None
+        if why:
+            st.problem = f"{c.family} refuses type {c.type}: {why}"
+            return False
+        order = {f: d for d, f in self.create_path(c.family, protocol=c.protocol)}
+        ops_slot = self._state_value("ops")
+        ops = self._applicable([a for a in self.assigns if a.fn in order and a.slot == ops_slot], order, c)
+        st.ops = [v[1] for v in ops if v[0] == "table"]
+        if not st.ops and c.type:
+            st.problem = f"{c.family} gives type {c.type} no proto_ops"
+        allocs = self._applicable(self.allocs, order, c)
+        st.prot = [v[1] for v in allocs if v[0] == "table"]
+        return True
+
+    def _ptype_tables(self, family: str) -> list[str]:
+        """The packet types registered (by the ptype state's function) for the family's ethertype."""
+        eth = self.fam_data.get(family, {}).get("ethertype")
+        register = self._state_value("ptype")
+        if not eth or not register:
+            return []
+        return [t for t, _ in self.registered(register)
+                if re.search(rf"\b{re.escape(eth)}\b", self.const(t, "type") or "")]
 
     def _match_entry(self, ents: list[str], c: Config) -> str | None:
         """inet_create's (and can_create's) choice: the entry of this type for this protocol, or a
@@ -359,19 +355,21 @@ class Model:
         order: one whose guard holds replaces what came before; one whose guard cannot be read may
         run, and joins them; one whose guard fails is skipped."""
         chosen: list = []
-        for rec in sorted((r for r in recs if r[0] in order), key=lambda r: (order[r[0]], r[-2], r[-1])):
-            ok = guard_holds(rec[-3], c.type)
+        for rec in sorted((r for r in recs if r.fn in order), key=lambda r: (order[r.fn], r.file, r.line)):
+            ok = guard_holds(rec.guard, c.type)
             if ok is False:
                 continue
             if ok is True:
-                chosen = [rec[-4]]
-            elif rec[-4] not in chosen:
-                chosen.append(rec[-4])
+                chosen = [rec.value]
+            elif rec.value not in chosen:
+                chosen.append(rec.value)
         return chosen
 
     def _init_tables(self, prots: list[str]) -> list[str]:
-        how, what = self.state_src.get("icsk.af_ops", ("", ""))
-        if how != "init_store":
+        """The tables the prots' init functions (or the functions they call) store into the af_ops
+        state's slot."""
+        what = self._state_value("af_ops")
+        if what is None:
             return []
         out: list[str] = []
         for prot in prots:
@@ -379,37 +377,39 @@ class Model:
             reach = set(inits)
             for f in inits:
                 reach.update(callee for callee, es in self.cg.out.get(f, {}).items() if any(e.kind == "direct" for e in es))
-            for fid, slot, v, _guard, _file, _line in self.assigns:
-                if fid in reach and slot == what and v[0] == "table" and v[1] not in out:
-                    out.append(v[1])
+            for a in self.assigns:
+                if a.fn in reach and a.slot == what and a.value[0] == "table" and a.value[1] not in out:
+                    out.append(a.value[1])
         return out
 
     @cached_property
     def socket_file_tables(self) -> list[str]:
-        how, what = self.state_src.get("file.f_op", ("", ""))
-        if how != "tables_in":
+        """The tables the file state names (socket_file_ops: instances of a struct in a file)."""
+        what = self._state_value("file")
+        if what is None:
             return []
         file, _, struct = what.partition(":")
         return sorted(n for n, t in self.tables.items() if t["file"] == file and t["struct"] == struct)
 
-    def stored(self, slot: str, c: Config, key: str) -> tuple[set[str], list[str]]:
-        """Functions stored into slot that the state key takes for config c (see refstack_state.tsv
-        and the route_dir column of refstack_families.tsv)."""
+    def stored(self, slot: str, c: Config, state: states.State) -> tuple[set[str], list[str]]:
+        """Functions stored into slot that a stores state takes for config c: by a statement with
+        the state's text, or by code under the family's directory (the refstack_families.tsv column
+        the state names)."""
         recs = self.stores.get(slot, [])
-        how, what = self.state_src.get(key, ("", ""))
-        if how == "stores_text":
-            keep = [r for r in recs if what in r[2]]
+        if state.how == "stores_text":
+            keep = [r for r in recs if state.value in r.text]
         else:
-            route = self.fam_data.get(c.family, {}).get("route_dir")
-            keep = [r for r in recs if route and r[3].startswith(route)]
-        return {r[0] for r in keep}, [f"{r[2]} ({r[3]}:{r[4]})" for r in keep]
+            route = self.fam_data.get(c.family, {}).get(state.value)
+            keep = [r for r in recs if route and r.file.startswith(route)]
+        return {r.function for r in keep}, [f"{r.text} ({r.file}:{r.line})" for r in keep]
 
     # -- bindings ----------------------------------------------------------------------------------
     def rule_for(self, slot: str) -> tuple[str, str] | None:
+        """(state key, field of its tables) of the first rule for this slot."""
         struct, _, fld = slot.partition(".")
-        for rs, rf, state, sf in self.rules:
-            if rs == struct and (rf == "*" or rf == fld):
-                return state, (fld if sf == "*" else sf)
+        for r in self.rules:
+            if r.matches(struct, fld):
+                return r.state, r.field_for(fld)
         return None
 
     def created_with(self, st: SocketState, slot: str) -> Binding | None:
@@ -417,11 +417,11 @@ class Model:
         sk->sk_data_ready = sock_def_readable in sock_init_data), for this socket type."""
         path = self.create_path(st.config.family, protocol=st.config.protocol)
         order = {f: d for d, f in path}
-        recs = [r for r in self.fn_stores if r[1] == slot and r[0] in order]
+        recs = [r for r in self.fn_stores if r.slot == slot and r.fn in order]
         if not recs:
             return None
-        fns = set(self._applicable([(r[0], r[1], r[2], r[3], r[4], r[5]) for r in recs], order, st.config))
-        where = [f"{r[4]}:{r[5]}" for r in recs if r[2] in fns]
+        fns = set(self._applicable(recs, order, st.config))
+        where = [f"{r.file}:{r.line}" for r in recs if r.value in fns]
         return Binding("create", fns, where, slot.partition(".")[2],
                        note=f"set while creating a {st.config} socket")
 
@@ -439,41 +439,24 @@ class Model:
         if rule is None:
             return self.created_with(st, slot)
         key, fld = rule
-        tables: list[str] = []
-        if key == "sock.ops":
-            tables = st.ops
-        elif key == "sk.prot":
-            tables = st.prot
-        elif key == "family":
-            tables = [st.family_table] if st.family_table else []
-        elif key == "file.f_op":
-            tables = self.socket_file_tables
-        elif key == "icsk.af_ops":
-            tables = st.af_ops
-        elif key == "protocol":
-            tables = st.protocol_tables
-        elif key == "ptype":
-            tables = st.ptype_tables
-        elif key in ("dst.output", "dst.input", "napi.poll"):
-            fns, where = self.stored(slot, st.config, key)
+        state = self.states[key]
+        if state.binds == "stores":
+            fns, where = self.stored(slot, st.config, state)
             return Binding(key, fns, where, fld)
-        else:
-            return None
+        tables = _BOUND_TABLES[state.binds](self, st)
         fns = {f for t in tables for f in self.fns(t, fld)}
         return Binding(key, fns, tables, fld)
 
     def describe(self, b: Binding, st: SocketState, callee: str | None = None) -> str:
         """How the state binds: 'sock->ops = inet_dgram_ops (net/ipv4/af_inet.c:1111): .sendmsg = inet_sendmsg'
         (for a set of stores, those that store callee first)."""
-        label = {"sock.ops": "sock->ops", "sk.prot": "sk->sk_prot", "family": f"net_families[{st.config.family}]",
-                 "file.f_op": "file->f_op", "icsk.af_ops": "icsk->icsk_af_ops",
-                 "protocol": f"{st.config.family}_protos[{st.config.protocol or '?'}]",
-                 "ptype": "packet type"}.get(b.key, b.key)
         names = sorted(self.cg.name(f) for f in b.functions)
         binds = ", ".join(names) if names else "nothing"
         if b.key == "create":
             return f"{b.note}: .{b.field} = {binds} ({', '.join(b.tables[:3])})"
-        if b.key in ("dst.output", "dst.input", "napi.poll"):
+        state = self.states[b.key]
+        label = state.title(st.config.family, st.config.protocol)
+        if state.binds == "stores":
             stores = b.tables
             if callee is not None:
                 cname = self.cg.name(callee)
@@ -482,52 +465,3 @@ class Model:
             return f"{label} ∈ {{{binds}}} set by {src or 'nothing in scope'}"
         tabs = ", ".join(f"{self.label(t)} ({self.where(t)})" for t in b.tables) or "no table"
         return f"{label} = {tabs}: .{b.field} = {binds}"
-
-
-def guard_holds(guard, sock_type: str) -> bool | None:  # type: ignore[no-untyped-def]
-    """Whether an assignment's guard holds for a socket of this type: True, False, or None when
-    the guard does not test the socket type (or cannot be read)."""
-    if not guard:
-        return True
-    const = "SOCK_" + sock_type.upper() if sock_type else None
-    if guard[0] == "case":
-        expr, labels = guard[1], guard[2]
-        if not _is_type_expr(expr):
-            return None
-        if const is None:
-            return None
-        if "default" in labels and const not in labels:
-            return None
-        return const in labels
-    cond, branch = guard[1], guard[2]
-    value = _eval_type_cond(cond, const)
-    if value is None:
-        return None
-    return value if branch else not value
-
-
-def _is_type_expr(expr: str) -> bool:
-    """sock->type, type, sk->sk_type: an expression holding the socket type."""
-    return re.search(r"(^|->|\.)(sk_)?type$", expr.replace(" ", "")) is not None
-
-
-def _eval_type_cond(cond: str, const: str | None) -> bool | None:
-    if const is None:
-        return None
-    ors = [p.strip() for p in re.split(r"\|\|", cond)]
-    if len(ors) > 1:
-        vals = [_eval_type_cond(p, const) for p in ors]
-        if any(v is True for v in vals):
-            return True
-        return None if any(v is None for v in vals) else False
-    ands = [p.strip().strip("()").strip() for p in re.split(r"&&", cond)]
-    if len(ands) > 1:
-        vals = [_eval_type_cond(p, const) for p in ands]
-        if any(v is False for v in vals):
-            return False
-        return None if any(v is None for v in vals) else True
-    m = re.fullmatch(r"\(?\s*([\w>.\- ]+?)\s*(==|!=)\s*(SOCK_[A-Z]+)\s*\)?", cond)
-    if not m or not _is_type_expr(m.group(1)):
-        return None
-    eq = m.group(3) == const
-    return eq if m.group(2) == "==" else not eq

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import query
 from ..graph import CallGraph
+from ..rows import DIRECT_KINDS
 from . import replay as R
 from .model import Config, Model
 
@@ -56,7 +57,7 @@ def _best_replay(cg: CallGraph, model: Model, p: query.Path, configs: list[Confi
             best = (key, r)
     if best is None:  # no configuration known at all
         r = R.Replay("none")
-        r.hops = [R.HopVerdict("direct") if any(e.kind in R.DIRECT for e in h) else R.HopVerdict("unmodelled", "no socket model")
+        r.hops = [R.HopVerdict("direct") if any(e.kind in DIRECT_KINDS for e in h) else R.HopVerdict("unmodelled", "no socket model")
                   for h in p.hops]
         return r
     return best[1]
@@ -141,7 +142,7 @@ def replay_saved(cg: CallGraph, saved: list[dict], socket: str | None) -> list[d
                 verdicts.append(R.HopVerdict("missing", f"{name_a} no longer calls {name_b}"))
                 continue
             if config is None:
-                verdicts.append(R.HopVerdict("direct") if any(e.kind in R.DIRECT for e in edges)
+                verdicts.append(R.HopVerdict("direct") if any(e.kind in DIRECT_KINDS for e in edges)
                                 else R.HopVerdict("unmodelled", problem or "no socket configuration"))
                 continue
             verdicts.append(R.judge(model, config, edges, b, nodes[j - 2] if j >= 2 else None))

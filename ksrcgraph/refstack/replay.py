@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import query
-from ..graph import CallGraph, Edge
+from ..graph import CallGraph
+from ..rows import DIRECT_KINDS, Edge
 from .model import Config, Model
-
-DIRECT = ("direct", "syscall")
 
 
 @dataclass
@@ -60,7 +59,7 @@ def judge(model: Model, config: Config, edges: list[Edge], callee: str, before: 
     path came from before the caller, for a call through a parameter)."""
     if not edges:
         return HopVerdict("missing", "no call between these functions in this kernel")
-    if any(e.kind in DIRECT for e in edges):
+    if any(e.kind in DIRECT_KINDS for e in edges):
         return HopVerdict("direct")
     for e in edges:
         if e.kind == "param" and not e.through_param:
@@ -97,11 +96,6 @@ def replay(cg: CallGraph, model: Model, nodes: list[str], config: Config,
         edges = hops[i] if hops is not None else cg.edges_between(a, b)
         r.hops.append(judge(model, config, edges, b, nodes[i - 1] if i > 0 else None))
     return r
-
-
-def realising(cg: CallGraph, model: Model, path: query.Path, configs: list[Config] | None = None) -> list[Config]:
-    """The configurations for which path resolves."""
-    return [c for c in (configs or model.configs()) if replay(cg, model, path.nodes, c, path.hops).resolves]
 
 
 def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -183,7 +177,7 @@ def search(cg: CallGraph, model: Model, config: Config, src: str, dst: str, k: i
     want = k
     for factor in (2, 6):
         paths = query.find_paths(cg, src, dst, k=want * factor, via=via, avoid=avoid, max_depth=max_depth,
-                                 removed=removed, within=within)
+                                 restrict=query.Restriction(frozenset(removed), frozenset(within)))
         found = []
         for p in paths:
             r = replay(cg, model, p.nodes, config, p.hops)

@@ -1,26 +1,80 @@
 """Link-time part of the reference stack: what the model needs, read from the linked program.
 
-In: a ``link.Program`` and the ``resolve.Resolver`` that built the graph. Out: a plain dict (cached
-with the graph) —
- * ``tables``: struct instances of the kinds the rules talk about — name → {struct, file, line,
-   fields: {field: [("fn", id) | ("table", name) | ("const", text)]}}; array elements are
-   ``name[i]``; a compound literal assigned to ``x.y`` is a table named ``x.y``;
- * ``registrations``: calls of the functions in data/registrations.tsv, with the tables they register;
- * ``assigns``: ``x->f = &table`` (and ``x->f = entry->f``) inside functions, with their guards;
- * ``allocs``: the table passed to the allocator named in data/refstack_state.tsv, with guards;
- * ``stores``: for the rule slots, every function stored there and where;
- * ``exits``: early returns under a socket-type condition (how create functions reject types);
- * ``fn_stores``: ``x->f = function`` inside functions, with guards (state a create path sets);
+In: a ``link.Program`` and the ``flows.Flows`` view ``resolve.build`` made of it. Out:
+``build_parts`` — the graph's opaque parts (plain data, stored beside the graph):
+ * ``model``:
+   * ``tables``: struct instances of the kinds the rules talk about — name → {struct, file, line,
+     fields: {field: [("fn", id) | ("table", name) | ("const", text)]}}; array elements are
+     ``name[i]``; a compound literal assigned to ``x.y`` is a table named ``x.y``;
+   * ``registrations``: calls of the functions in data/registrations.tsv, with the tables they
+     register (``Registration`` rows);
+   * ``assigns``: ``x->f = &table`` (and ``x->f = entry->f``) inside functions, with their guards
+     (``Assignment``);
+   * ``allocs``: the table passed to the allocator named in data/refstack_state.tsv, with guards
+     (``Alloc``);
+   * ``stores``: for the rule slots, every function stored there and where (``Store``);
+   * ``exits``: early returns under a socket-type condition (how create functions reject types);
+   * ``fn_stores``: ``x->f = function`` inside functions, with guards (state a create path sets;
+     ``Assignment`` whose value is the function);
  * ``ops_entries``: every initializer entry that names a function (``table.field`` → functions),
    for ``diff --graph``.
+Rows are stored as plain tuples (marshal); the row types here name their fields for readers.
+``model_part(cg)`` / ``ops_entries(cg)`` read the parts back from a ``CallGraph``.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
+from typing import NamedTuple
 
 from .. import kdata
 from ..facts import Expr
+from ..flows import Flows, slot_name
+from ..link import parse_args
+from . import states
+
+
+class Registration(NamedTuple):
+    function: str
+    registers: str  # the struct kind it registers (registrations.tsv)
+    tables: list  # the tables the argument names
+    key: str | None  # the key argument, when the function takes one
+    caller: str
+    file: str
+    line: int
+
+
+class Assignment(NamedTuple):
+    fn: str  # the function that assigns
+    slot: str  # "socket.ops"
+    value: object  # ("table", id) | ("entry", "S.f") | ("fn", id); a function id in fn_stores
+    guard: tuple | None
+    file: str
+    line: int
+
+
+class Alloc(NamedTuple):
+    fn: str
+    value: tuple  # ("table", id) | ("entry", "S.f")
+    guard: tuple | None
+    file: str
+    line: int
+
+
+class Store(NamedTuple):
+    function: str
+    how: str  # "assign" | "ops"
+    text: str  # the statement (or the table) that stores it
+    file: str
+    line: int
+
+
+class Exit(NamedTuple):
+    fn: str
+    cond: str
+    file: str
+    line: int
 
 
 def table_id(prog, fi: int, path: str) -> str:  # type: ignore[no-untyped-def]
@@ -31,20 +85,19 @@ def table_id(prog, fi: int, path: str) -> str:  # type: ignore[no-untyped-def]
     return gid + base[len(base.split("[")[0]):] + dot + rest
 
 
-def _value(resolver, fi: int, fn: int, fid: str, e: Expr):  # type: ignore[no-untyped-def]
+def _value(prog, fi: int, e: Expr):  # type: ignore[no-untyped-def]
     """("fn", id) | ("table", id) | ("const", text) | None for an initializer or argument value."""
-    p = resolver.p
     k = e[0]
     if k == "a":
         inner = e[1]
         name = _access_path(inner)
         if name is not None:
-            if inner[0] == "v" and p.function_for(fi, inner[1]) is not None:
-                return ("fn", p.function_for(fi, inner[1]))
-            return ("table", table_id(p, fi, name))
+            if inner[0] == "v" and prog.function_for(fi, inner[1]) is not None:
+                return ("fn", prog.function_for(fi, inner[1]))
+            return ("table", table_id(prog, fi, name))
         return None
     if k == "v":
-        target = p.function_for(fi, e[1])
+        target = prog.function_for(fi, e[1])
         if target is not None:
             return ("fn", target)
         return ("const", e[1])
@@ -54,7 +107,7 @@ def _value(resolver, fi: int, fn: int, fid: str, e: Expr):  # type: ignore[no-un
         args = e[2] if len(e) > 2 else ()
         return ("const", f"{e[1]}({', '.join(a[1] for a in args if a[0] in ('v', 'n'))})")
     if k == "x":
-        return _value(resolver, fi, fn, fid, e[2])
+        return _value(prog, fi, e[2])
     return None
 
 
@@ -70,154 +123,232 @@ def _access_path(e: Expr) -> str | None:
     return None
 
 
-def build_model(prog, resolver) -> dict:  # type: ignore[no-untyped-def]
-    rules = kdata.refstack_rules()
-    regs = kdata.registrations()
-    state_src = kdata.refstack_state()
-    kinds = {r[0] for r in rules} | {v[2] for v in regs.values()} | {"inet_protosw"}
-    for how, value in state_src.values():
-        if how == "tables_in":
-            kinds.add(value.split(":", 1)[1])
-    alloc_fn, _, alloc_idx = state_src.get("sk.prot", ("", ":"))[1].partition(":")
-    alloc_arg = int(alloc_idx) if alloc_idx.isdigit() else -1
-    assign_slots = {v[1] for k, v in state_src.items() if v[0] in ("assign_to", "init_store")}
+def _field_of(path: tuple) -> str:
+    """'a.b' for an initializer path ((".", "a"), ("[", "0"), (".", "b"))."""
+    return ".".join(str(key) for kind, key in path if kind == ".")
 
-    allocators = _alloc_wrappers(prog, alloc_fn, alloc_arg)
-    tables: dict[str, dict] = {}
-    ops_entries: dict[str, dict[str, list[str]]] = {}
-    exits: list = []
-    registrations: list = []
-    assigns: list = []
-    fn_stores: list = []
-    allocs: list = []
-    for fi, ff in enumerate(prog.facts):
-        ids = prog.fn_ids[fi]
-        decl_line = {g.name: g.line for g in ff.globals if g.fn < 0}
-        for ex in ff.exits:
-            if ids[ex.fn] is not None:
-                exits.append((ids[ex.fn], ex.cond, ff.path, ex.line))
-        # -- tables from initializers --------------------------------------------------------
-        for ini in ff.inits:
-            if ini.fn >= 0 or not ini.path and not ini.value:
-                continue
-            g = prog.global_type(fi, ini.var)
-            if g is None:
-                continue
-            if ini.value[0] in ("v", "a") and ini.path:
-                fv = _value(resolver, fi, ini.fn, "", ini.value)
-                if fv is not None and fv[0] == "fn":
-                    tid = table_id(prog, fi, ini.var)
-                    fpath = "".join(f".{k}" if kind == "." else f"[{k}]" for kind, k in ini.path).lstrip(".")
-                    lst = ops_entries.setdefault(tid, {}).setdefault(fpath, [])
-                    if fv[1] not in lst:
-                        lst.append(fv[1])
-            struct = prog.struct_of(g[0])
-            if struct not in kinds:
-                continue
-            path = ini.path
-            name = table_id(prog, fi, ini.var)
-            if g[1] and path and path[0][0] in ("#", "["):
-                name = f"{name}[{path[0][1]}]"
-                path = path[1:]
-            if not path:
-                continue
-            if path[0][0] == "#":
-                order = prog.struct_order.get(struct, [])
-                if not isinstance(path[0][1], int) or path[0][1] >= len(order):
-                    continue
-                path = ((".", order[path[0][1]]),) + path[1:]
-            field = ".".join(str(s[1]) for s in path if s[0] == ".")
-            v = _value(resolver, fi, ini.fn, "", ini.value)
-            if v is None or not field:
-                continue
-            t = tables.setdefault(name, {"struct": struct, "file": ff.path,
-                                         "line": decl_line.get(ini.var, ini.line), "fields": {}})
-            vals = t["fields"].setdefault(field, [])
-            if v not in vals:
-                vals.append(v)
-        # -- compound literals, registrations, assignments ----------------------------------------
-        for a in ff.assigns:
-            fid = ids[a.fn]
-            if fid is None:
-                continue
-            if a.rhs[0] == "{":
-                struct = prog.struct_of(a.rhs[1])
-                name = _access_path(a.lhs)
-                if name:
-                    name = table_id(prog, fi, name)
-                if struct in kinds and name:
-                    t = tables.setdefault(name, {"struct": struct, "file": ff.path, "line": a.line, "fields": {}})
-                    for path, value in a.rhs[2]:
-                        field = ".".join(str(s[1]) for s in path if s[0] == ".")
-                        v = _value(resolver, fi, a.fn, fid, value)
-                        if v is not None and field and v not in t["fields"].setdefault(field, []):
-                            t["fields"][field].append(v)
-                continue
-            slot = resolver.slot_of(a.lhs, fi, a.fn, fid)
-            if not slot or slot[0] != "F":
-                continue
-            if a.rhs[0] in ("v", "a", "?", "x"):
-                for kind, obj in resolver.sources(a.rhs, fi, a.fn, fid):
-                    if kind == "fn":
-                        fn_stores.append((fid, f"{slot[1]}.{slot[2]}", obj, a.guard, ff.path, a.line))
-            if f"{slot[1]}.{slot[2]}" not in assign_slots:
-                continue
-            rhs = a.rhs
-            if rhs[0] == "a":
-                v = _value(resolver, fi, a.fn, fid, rhs)
-            elif rhs[0] == "f":
-                st = prog.type_of(rhs[1], fi, a.fn)
-                v = ("entry", f"{st}.{rhs[2]}") if st else None
-            else:
-                v = None
+
+def _table_kinds(rules: tuple, regs: dict) -> set[str]:
+    """The struct kinds whose instances become tables: those the rules, the registrations and the
+    tables_in states name."""
+    kinds = {r.struct for r in rules} | {registers for _arg, _key, registers in regs.values()}
+    for s in states.table().values():
+        if s.how == "tables_in":
+            kinds.add(s.value.split(":", 1)[1])
+    return kinds
+
+
+def _allocator() -> tuple[str, int]:
+    """(function, index of its prot argument) of the prot state's allocator; ("", -1) if none."""
+    prot = states.bound("prot")
+    fn, _, idx = (prot.value if prot is not None else ":").partition(":")
+    return fn, int(idx) if idx.isdigit() else -1
+
+
+class _Collector:
+    """One pass over every file's facts: tables, registrations, assignments, allocations, exits."""
+
+    def __init__(self, prog, fl: Flows) -> None:  # type: ignore[no-untyped-def]
+        self.p = prog
+        self.fl = fl
+        self.regs = kdata.registrations()
+        self.kinds = _table_kinds(states.rules(), self.regs)
+        self.allocators = _alloc_wrappers(prog, *_allocator())
+        self.assign_slots = {s.value for s in states.table().values() if s.how in ("assign_to", "init_store")}
+        self.tables: dict[str, dict] = {}
+        self.ops_entries: dict[str, dict[str, list[str]]] = {}
+        self.exits: list[tuple] = []
+        self.registrations: list[tuple] = []
+        self.assigns: list[tuple] = []
+        self.fn_stores: list[tuple] = []
+        self.allocs: list[tuple] = []
+
+    def run(self) -> None:
+        for fi, ff in enumerate(self.p.facts):
+            ids = self.p.fn_ids[fi]
+            for ex in ff.exits:
+                if ids[ex.fn] is not None:
+                    self.exits.append((ids[ex.fn], ex.cond, ff.path, ex.line))
+            decl_line = {g.name: g.line for g in ff.globals if g.fn < 0}
+            for ini in ff.inits:
+                self._init(fi, ff, ini, decl_line)
+            for a in ff.assigns:
+                if ids[a.fn] is not None:
+                    self._assign(fi, ff, a, ids[a.fn])
+            for c in ff.calls:
+                if c.callee[0] == "v" and ids[c.caller] is not None:
+                    self._call(fi, ff, c, ids[c.caller])
+
+    # -- tables from initializers ----------------------------------------------------------------
+    def _init(self, fi: int, ff, ini, decl_line: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+        if ini.fn >= 0 or not ini.path and not ini.value:
+            return
+        g = self.p.global_type(fi, ini.var)
+        if g is None:
+            return
+        gtype, is_array = g
+        if ini.value[0] in ("v", "a") and ini.path:
+            self._ops_entry(fi, ini)
+        struct = self.p.struct_of(gtype)
+        if struct not in self.kinds:
+            return
+        got = self._table_path(fi, ini, struct, is_array)
+        if got is None:
+            return
+        name, field = got
+        v = _value(self.p, fi, ini.value)
+        if v is None or not field:
+            return
+        t = self.tables.setdefault(name, {"struct": struct, "file": ff.path,
+                                          "line": decl_line.get(ini.var, ini.line), "fields": {}})
+        vals = t["fields"].setdefault(field, [])
+        if v not in vals:
+            vals.append(v)
+
+    def _table_path(self, fi: int, ini, struct: str, is_array: bool) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
+        """(table name, field) an initializer leaf fills: ``arr[i]`` for an element of an array,
+        a positional initializer named by the struct's field order."""
+        path = ini.path
+        name = table_id(self.p, fi, ini.var)
+        if is_array and path and path[0][0] in ("#", "["):
+            name = f"{name}[{path[0][1]}]"
+            path = path[1:]
+        if not path:
+            return None
+        if path[0][0] == "#":
+            order = self.p.struct_order.get(struct, [])
+            if not isinstance(path[0][1], int) or path[0][1] >= len(order):
+                return None
+            path = ((".", order[path[0][1]]),) + path[1:]
+        return name, _field_of(path)
+
+    def _ops_entry(self, fi: int, ini) -> None:  # type: ignore[no-untyped-def]
+        fv = _value(self.p, fi, ini.value)
+        if fv is None or fv[0] != "fn":
+            return
+        tid = table_id(self.p, fi, ini.var)
+        fpath = "".join(f".{k}" if kind == "." else f"[{k}]" for kind, k in ini.path).lstrip(".")
+        lst = self.ops_entries.setdefault(tid, {}).setdefault(fpath, [])
+        if fv[1] not in lst:
+            lst.append(fv[1])
+
+    # -- compound literals and assignments ---------------------------------------------------------
+    def _assign(self, fi: int, ff, a, fid: str) -> None:  # type: ignore[no-untyped-def]
+        if a.rhs[0] == "{":
+            self._compound(fi, ff, a)
+            return
+        slot = self.fl.slot_of(a.lhs, fi, a.fn, fid)
+        if not slot or slot[0] != "F":
+            return
+        sname = slot_name(slot)
+        if a.rhs[0] in ("v", "a", "?", "x"):
+            for kind, obj in self.fl.sources(a.rhs, fi, a.fn, fid):
+                if kind == "fn":
+                    self.fn_stores.append((fid, sname, obj, a.guard, ff.path, a.line))
+        if sname not in self.assign_slots:
+            return
+        v = self._assigned(fi, a)
+        if v is not None:
+            self.assigns.append((fid, sname, v, a.guard, ff.path, a.line))
+
+    def _assigned(self, fi: int, a):  # type: ignore[no-untyped-def]
+        """What x->f = &table (a table) or x->f = entry->f (the entry's field) assigns."""
+        if a.rhs[0] == "a":
+            return _value(self.p, fi, a.rhs)
+        if a.rhs[0] == "f":
+            st = self.p.type_of(a.rhs[1], fi, a.fn)
+            return ("entry", f"{st}.{a.rhs[2]}") if st else None
+        return None
+
+    def _compound(self, fi: int, ff, a) -> None:  # type: ignore[no-untyped-def]
+        """x.y = (struct T){ ... }: a table named x.y."""
+        struct = self.p.struct_of(a.rhs[1])
+        name = _access_path(a.lhs)
+        if name:
+            name = table_id(self.p, fi, name)
+        if struct not in self.kinds or not name:
+            return
+        t = self.tables.setdefault(name, {"struct": struct, "file": ff.path, "line": a.line, "fields": {}})
+        for path, value in a.rhs[2]:
+            field = _field_of(path)
+            v = _value(self.p, fi, value)
+            if v is not None and field and v not in t["fields"].setdefault(field, []):
+                t["fields"][field].append(v)
+
+    # -- registrations and allocations -------------------------------------------------------------
+    def _call(self, fi: int, ff, c, fid: str) -> None:  # type: ignore[no-untyped-def]
+        name = c.callee[1]
+        reg = self.regs.get(name)
+        if reg is None and name not in self.allocators:
+            return
+        args = parse_args(c)
+        if reg is not None:
+            self._registration(fi, ff, c, fid, reg, args)
+        k = self.allocators.get(name, -1)
+        if 0 <= k < len(args) and args[k] is not None:
+            v = _prot_value(self.p, fi, c.caller, args[k], ff)
             if v is not None:
-                assigns.append((fid, f"{slot[1]}.{slot[2]}", v, a.guard, ff.path, a.line))
-        for c in ff.calls:
-            if c.callee[0] != "v":
-                continue
-            fid = ids[c.caller]
-            if fid is None:
-                continue
-            name = c.callee[1]
-            reg = regs.get(name)
-            if reg is not None or name in allocators:
-                from ..link import parse_args
+                self.allocs.append((fid, v, c.guard, ff.path, c.line))
 
-                args = parse_args(c)
-                if reg is not None:
-                    arg_i, key_i, registers = reg
-                    if arg_i < len(args) and args[arg_i] is not None:
-                        found = _registered(prog, resolver, fi, c.caller, fid, args[arg_i], tables, ff)
-                        key = None
-                        if 0 <= key_i < len(args) and args[key_i] is not None:
-                            kv = args[key_i]
-                            key = kv[1] if kv[0] in ("v", "n") else None
-                        registrations.append((name, registers, found, key, fid, ff.path, c.line))
-                k = allocators.get(name, -1)
-                if 0 <= k < len(args) and args[k] is not None:
-                    v = _prot_value(prog, resolver, fi, c.caller, fid, args[k], ff)
-                    if v is not None:
-                        allocs.append((fid, v, c.guard, ff.path, c.line))
-    # -- stores into rule slots (dst->output, napi->poll, ...) ----------------------------------------
+    def _registration(self, fi: int, ff, c, fid: str, reg: tuple, args: tuple) -> None:  # type: ignore[no-untyped-def]
+        arg_i, key_i, registers = reg
+        if arg_i >= len(args) or args[arg_i] is None:
+            return
+        found = _registered(self.p, fi, c.caller, args[arg_i], self.tables, ff)
+        key = None
+        if 0 <= key_i < len(args) and args[key_i] is not None:
+            kv = args[key_i]
+            key = kv[1] if kv[0] in ("v", "n") else None
+        self.registrations.append((c.callee[1], registers, found, key, fid, ff.path, c.line))
+
+
+def _stores(fl: Flows) -> dict[str, list[tuple]]:
+    """For each rule slot (dst->output, napi->poll, ...), the functions stored there, and where."""
     stores: dict[str, list] = defaultdict(list)
-    for struct, field, _state, _f in rules:
-        if field == "*":
+    for rule in states.rules():
+        if rule.field == "*":
             continue
-        vals = resolver.slots.values.get(("F", struct, field), {})
-        for target, ev in sorted(vals.items()):
+        for target, ev in sorted(fl.values(("F", rule.struct, rule.field)).items()):
             for step in ev:
-                if step[0] in ("assign", "ops") and step[2]:
-                    stores[f"{struct}.{field}"].append((target, step[0], step[1], step[2], step[3]))
-    return {"tables": tables, "registrations": registrations, "assigns": assigns, "allocs": allocs,
-            "stores": dict(stores), "exits": exits, "fn_stores": fn_stores, "ops_entries": ops_entries}
+                what, text, file, line = step[:4]
+                if what in ("assign", "ops") and file:
+                    stores[f"{rule.struct}.{rule.field}"].append((target, what, text, file, line))
+    return dict(stores)
+
+
+def build_parts(prog, fl: Flows) -> dict:  # type: ignore[no-untyped-def]
+    """The reference stack's parts of a graph: {"model": ..., "ops_entries": ...} (see above)."""
+    c = _Collector(prog, fl)
+    c.run()
+    model = {"tables": c.tables, "registrations": c.registrations, "assigns": c.assigns, "allocs": c.allocs,
+             "stores": _stores(fl), "exits": c.exits, "fn_stores": c.fn_stores}
+    return {"model": model, "ops_entries": c.ops_entries}
+
+
+_READ: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _part(cg, name: str) -> dict:  # type: ignore[no-untyped-def]
+    got = _READ.setdefault(cg, {})
+    if name not in got:
+        got[name] = cg.part(name) or {}
+    return got[name]
+
+
+def model_part(cg) -> dict:  # type: ignore[no-untyped-def]
+    """The ``model`` part of a CallGraph (read once per graph)."""
+    return _part(cg, "model")
+
+
+def ops_entries(cg) -> dict:  # type: ignore[no-untyped-def]
+    """The ``ops_entries`` part of a CallGraph: table id -> {field path: [function ids]}."""
+    return _part(cg, "ops_entries")
 
 
 def _alloc_wrappers(prog, alloc_fn: str, alloc_arg: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """The allocator (sk_alloc: its prot argument's index) and the functions that pass one of their
     own parameters as that argument (bt_sock_alloc(net, sock, prot, ...) calls sk_alloc(..., prot,
     kern)): function name -> index of the prot argument. Wrappers of wrappers too."""
-    from ..link import parse_args
-
     out = {alloc_fn: alloc_arg} if alloc_fn and alloc_arg >= 0 else {}
     for _ in range(4):  # wrapper depth; the kernel has one or two levels
         found = {}
@@ -238,7 +369,7 @@ def _alloc_wrappers(prog, alloc_fn: str, alloc_arg: int) -> dict[str, int]:  # t
     return out
 
 
-def _registered(prog, resolver, fi, fn, fid, arg, tables, ff) -> list[str]:  # type: ignore[no-untyped-def]
+def _registered(prog, fi, fn, arg, tables, ff) -> list[str]:  # type: ignore[no-untyped-def]
     """Tables a registration call's argument names: &table, &a.b, or a local walking an array."""
     if arg[0] == "a":
         name = _access_path(arg[1])
@@ -265,7 +396,7 @@ def _elem_key(name: str) -> tuple:
     return (0, int(idx)) if idx.isdigit() else (1, idx)
 
 
-def _prot_value(prog, resolver, fi, fn, fid, arg, ff):  # type: ignore[no-untyped-def]
+def _prot_value(prog, fi, fn, arg, ff):  # type: ignore[no-untyped-def]
     """What an allocator's prot argument is: a table, or a field of the protosw-like entry."""
     if arg[0] == "a":
         name = _access_path(arg[1])
@@ -276,5 +407,5 @@ def _prot_value(prog, resolver, fi, fn, fid, arg, ff):  # type: ignore[no-untype
     if arg[0] == "v" and prog.local_kind(fi, fn, arg[1]) is not None:
         for a in ff.assigns:
             if a.fn == fn and a.lhs == ("v", arg[1]) and a.rhs[0] in ("a", "f"):
-                return _prot_value(prog, resolver, fi, fn, fid, a.rhs, ff)
+                return _prot_value(prog, fi, fn, a.rhs, ff)
     return None

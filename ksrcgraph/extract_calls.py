@@ -1,0 +1,190 @@
+"""Extractors for what runs inside functions: ``guards.scm``, ``calls.scm``, ``assignments.scm``.
+
+In: a ``FileContext`` (with the function spans already recorded) and the matches of one query file
+(capture name -> nodes).
+Out: appended to the context — guards (case labels with fall-through, if conditions) and the
+``Exit`` facts among them; ``Call`` sites (and the ``Assign`` a store macro such as ``WRITE_ONCE``
+makes); ``Assign`` for assignments of values that may be functions or tables.
+"""
+
+from __future__ import annotations
+
+from tree_sitter import Node
+
+from . import kdata
+from .extract_context import FileContext, Match
+from .facts import UNKNOWN, Assign, Call, Exit
+
+_ENDS_CASE = ("break_statement", "return_statement", "goto_statement", "continue_statement")
+_ENDS_BLOCK = ("break_statement", "return_statement")
+_STORED_KINDS = ("v", "a", "f", "?", "x", "c", "t")  # values a store macro may store a function with
+_ASSIGNED_KINDS = (*_STORED_KINDS, "i", "{")
+
+
+# -- guards -------------------------------------------------------------------------------------
+
+def guards(ctx: FileContext, matches: list[Match]) -> None:
+    """The case labels and if conditions that calls and assignments record as their guard."""
+    exit_words = kdata.exit_conditions()
+    for m in matches:
+        if "switch" in m:
+            _switch(ctx, m)
+        else:
+            _if(ctx, m, exit_words)
+    ctx.sort_guards()
+
+
+def _switch(ctx: FileContext, m: Match) -> None:
+    """One guard per case: its labels, with those of the cases falling through into it."""
+    sc = m.get("switch.cond")
+    scond = " ".join(ctx.text(sc[0]).split()).strip("() ") if sc else ""
+    pending: list[str] = []
+    for c in m["switch.body"][0].named_children:
+        if c.type != "case_statement":
+            continue
+        v = c.child_by_field_name("value")
+        labels = tuple(pending) + ((" ".join(ctx.text(v).split()) if v is not None else "default"),)
+        pending = [] if _case_ends(c, v) else list(labels)
+        ctx.add_guard(c.start_byte, c.end_byte, ("case", scond, labels))
+
+
+def _case_ends(case: Node, value: Node | None) -> bool:
+    """True when the case does not fall through into the next one."""
+    stmts = [x for x in case.named_children if x.type not in ("comment",) and x is not value]
+    last = stmts[-1] if stmts else None
+    if last is None:
+        return False
+    if last.type in _ENDS_CASE:
+        return True
+    return bool(last.type == "compound_statement" and last.named_child_count
+                and last.named_children[-1].type in _ENDS_BLOCK)
+
+
+def _if(ctx: FileContext, m: Match, exit_words: tuple[str, ...]) -> None:
+    cond = " ".join(ctx.text(m["if.cond"][0]).split()).strip()
+    if cond.startswith("(") and cond.endswith(")"):
+        cond = cond[1:-1].strip()
+    then = m["if.then"][0]
+    if any(word in cond for word in exit_words):
+        _early_exit(ctx, cond, then)
+    ctx.add_guard(then.start_byte, then.end_byte, ("if", cond, True))
+    if "if.else" in m:
+        el = m["if.else"][0]
+        ctx.add_guard(el.start_byte, el.end_byte, ("if", cond, False))
+
+
+def _early_exit(ctx: FileContext, cond: str, then: Node) -> None:
+    """``if (cond) return ...;`` (the return alone or first in a block) -> Exit."""
+    if then.type == "return_statement":
+        first = then
+    elif then.type == "compound_statement":
+        first = then.named_child(0) if then.named_child_count else None
+    else:
+        return
+    if first is not None and first.type == "return_statement":
+        fi = ctx.fn_at(then.start_byte)
+        if fi >= 0:
+            ctx.exits.append(Exit(fi, then.start_point[0] + 1, cond))
+
+
+# -- calls --------------------------------------------------------------------------------------
+
+class _CallSite:
+    """Where a call's argument list is: its function, line, #if condition and text."""
+
+    __slots__ = ("node", "fn", "line", "cond", "args")
+
+    def __init__(self, ctx: FileContext, args: Node, fn: int) -> None:
+        self.node = args
+        self.fn = fn
+        self.line = args.start_point[0] + 1
+        self.cond = ctx.cond_at(args.start_byte)
+        self.args = ctx.src[args.start_byte + 1 : args.end_byte - 1].decode("utf-8", "replace")
+
+
+def calls(ctx: FileContext, matches: list[Match]) -> None:
+    """Call sites inside functions: named callees (with the INDIRECT_CALL_* and store macros read
+    through) and callees computed by an expression."""
+    for m in matches:
+        args = m["call.args"][0]
+        fi = ctx.fn_at(args.start_byte)
+        if fi < 0:
+            continue
+        site = _CallSite(ctx, args, fi)
+        if "call.name" in m:
+            _named_call(ctx, m, site)
+        else:
+            e = m["call.expr"][0]
+            ctx.calls.append(Call(fi, site.line, ctx.expr(e), ctx.text(e)[:120], site.args, site.cond, (), None, None))
+
+
+def _named_call(ctx: FileContext, m: Match, site: _CallSite) -> None:
+    name = ctx.text(m["call.name"][0])
+    wrap = kdata.indirect_call_macros().get(name)
+    store = kdata.store_macros().get(name)
+    if wrap is None and store is None:
+        guard = ctx.guard_at(site.node.start_byte) if name in kdata.guarded_calls() else None
+        ctx.calls.append(Call(site.fn, site.line, ("v", name), "", site.args, site.cond, (), None, guard))
+        return
+    arg_nodes = [a for a in site.node.named_children if a.type != "comment"]
+    if wrap is not None and len(arg_nodes) > wrap.pointer + wrap.candidates:
+        _indirect_call(ctx, name, wrap, arg_nodes, site)
+        return
+    if store is not None and len(arg_nodes) > max(store.dest, store.value):
+        _store(ctx, m["call"][0], store, arg_nodes, site)
+    ctx.calls.append(Call(site.fn, site.line, ("v", name), "", site.args, site.cond, (), None, None))
+
+
+def _indirect_call(ctx: FileContext, name: str, wrap: kdata.IndirectCallMacro, arg_nodes: list[Node],
+                   site: _CallSite) -> None:
+    """INDIRECT_CALL_2(f, f1, f2, args...): a call through f, naming candidates f1 and f2."""
+    after = wrap.pointer + 1
+    ptr = arg_nodes[wrap.pointer]
+    cands = tuple(ctx.text(a) for a in arg_nodes[after : after + wrap.candidates] if a.type == "identifier")
+    rest = arg_nodes[after + wrap.candidates :]
+    rest_text = ctx.src[rest[0].start_byte : site.node.end_byte - 1].decode("utf-8", "replace") if rest else ""
+    ctx.calls.append(Call(site.fn, site.line, ctx.expr(ptr), ctx.text(ptr)[:120], rest_text, site.cond, cands,
+                          name, None))
+
+
+def _store(ctx: FileContext, call: Node, store: kdata.StoreMacro, arg_nodes: list[Node], site: _CallSite) -> None:
+    """WRITE_ONCE(x->f, v): the assignment x->f = v."""
+    lhs = ctx.expr(arg_nodes[store.dest])
+    if store.deref and lhs[0] == "a":
+        lhs = lhs[1]
+    rhs = ctx.expr(arg_nodes[store.value])
+    if rhs[0] in _STORED_KINDS:
+        ctx.assigns.append(Assign(site.fn, site.line, lhs, rhs, ctx.text(call)[:160], site.cond,
+                                  ctx.guard_at(site.node.start_byte)))
+
+
+# -- assignments --------------------------------------------------------------------------------
+
+def assignments(ctx: FileContext, matches: list[Match]) -> None:
+    """Assignments inside functions whose value may be a function or a table."""
+    for m in matches:
+        lnode = m["assign.lhs"][0]
+        rnode = m["assign.rhs"][0]
+        if lnode.type == "identifier" and rnode.type == "call_expression" and not _transparent_call(ctx, rnode):
+            continue  # x = f(...): a return value, not a stored function
+        anode = m["assign"][0]
+        fi = ctx.fn_at(anode.start_byte)
+        if fi < 0:
+            continue
+        lhs = ctx.expr(lnode)
+        rhs = ctx.expr(rnode)
+        if lhs == UNKNOWN or rhs[0] not in _ASSIGNED_KINDS:
+            continue
+        if rhs[0] == "{":
+            td = rnode.child_by_field_name("type")
+            text = f"{' '.join(ctx.text(lnode).split())} = ({ctx.text(td) if td is not None else '?'}){{...}}"
+        else:
+            text = " ".join(ctx.text(anode).split())[:160]
+        ctx.assigns.append(Assign(fi, anode.start_point[0] + 1, lhs, rhs, text, ctx.cond_at(anode.start_byte),
+                                  ctx.guard_at(anode.start_byte)))
+
+
+def _transparent_call(ctx: FileContext, call: Node) -> bool:
+    """READ_ONCE(p) and friends: the value is p's, not a return value."""
+    fnn = call.child_by_field_name("function")
+    return fnn is not None and fnn.type == "identifier" and ctx.text(fnn) in ctx.transparent
