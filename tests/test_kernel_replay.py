@@ -8,7 +8,7 @@ import re
 import pytest
 
 from ksrcgraph.refstack.model import Model
-from ksrcgraph.refstack.paths import socket_paths
+from ksrcgraph.refstack.socket_paths import socket_paths
 
 from test_kernel_chains import CHAINS, KERNELS, first_with
 

@@ -11,7 +11,7 @@ import pytest
 from ksrcgraph.errors import UsageError
 from ksrcgraph.refstack import replay as R
 from ksrcgraph.refstack.model import Config, Model, guard_holds
-from ksrcgraph.refstack.paths import socket_paths
+from ksrcgraph.refstack.socket_paths import socket_paths
 
 from conftest import FIXTURES
 

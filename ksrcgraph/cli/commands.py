@@ -270,7 +270,7 @@ def replay_cmd(
     Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp --format json > p.json;
     ksrcgraph replay p.json --kernel 6.12
     """
-    from ..refstack import paths as rpaths
+    from ..refstack import socket_paths as rpaths
     from ..report import paths
 
     saved, label, scope = _saved_paths(file)

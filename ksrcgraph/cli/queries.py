@@ -2,7 +2,7 @@
 and the best path in two versions with what became of the first on the second (``diff``).
 
 In: ``CallGraph``s and a ``PathQuery`` (the user's names). Out: the query document and
-``refstack.paths.SocketPaths``; ``diff.PathDiff`` (``compare_paths``: ``diff.diff_paths`` given the best
+``refstack.socket_paths.SocketPaths``; ``diff.PathDiff`` (``compare_paths``: ``diff.diff_paths`` given the best
 path of each version — with ``--socket``, the best that socket takes — and A's path replayed on B).
 """
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .. import diff as D
     from ..graph import CallGraph
     from ..query import Path
-    from ..refstack.paths import SocketPaths
+    from ..refstack.socket_paths import SocketPaths
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class PathQuery:
 
 def query_paths(cg: CallGraph, pq: PathQuery) -> tuple[dict, SocketPaths]:
     """(query document, the paths with their replays) of a path query on cg."""
-    from ..refstack import paths as rpaths
+    from ..refstack import socket_paths as rpaths
 
     s, t = cg.lookup(pq.src), cg.lookup(pq.dst)
     vias = [cg.lookup(v) for v in pq.via]
@@ -47,7 +47,7 @@ def best_path(cg: CallGraph, pq: PathQuery) -> Path | None:
     """The best path of the query on cg (the best a --socket takes, with one); None when an endpoint
     or a --via function does not exist there. --avoid functions that do not exist are avoided."""
     from .. import query
-    from ..refstack import paths as rpaths
+    from ..refstack import socket_paths as rpaths
 
     try:
         s, t = cg.lookup(pq.src), cg.lookup(pq.dst)
@@ -71,7 +71,7 @@ def best_path(cg: CallGraph, pq: PathQuery) -> Path | None:
 def survival(a: CallGraph, path_a: Path, b: CallGraph, socket: str | None) -> D.Survival:
     """A's path on B: the saved-path replay (``ksrcgraph replay``) of it."""
     from .. import diff as D
-    from ..refstack import paths as rpaths
+    from ..refstack import socket_paths as rpaths
 
     doc: dict = {"rank": 1, "hops": [{"function": a.name(n), "id": n} for n in path_a.nodes]}
     if socket:

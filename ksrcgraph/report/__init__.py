@@ -1,7 +1,7 @@
 """Stage 9 — report: results as text for people, JSON for machines, DOT/SVG/HTML for drawings.
 
 In: what the layers below found — ``query.Path`` lists and caller/callee trees with the
-``CallGraph`` they came from, ``refstack.paths.SocketPaths``, ``diff.PathDiff``, statistics, the
+``CallGraph`` they came from, ``refstack.socket_paths.SocketPaths``, ``diff.PathDiff``, statistics, the
 cache's contents. Out: strings, deterministic (sorted, stable ids), so golden files and version diffs
 mean something. JSON documents carry ``schema_version``; their fields are documented in README.md
 ("JSON output").

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from ..errors import KsrcError
 from ..graph import CallGraph
 from ..query import Path, TreeItem
-from ..refstack.paths import SocketPaths
+from ..refstack.socket_paths import SocketPaths
 from ..rows import EDGE_KINDS, Edge, primary_edge
 from .graphs import edges_among
 from .paths import socket_paths_json, socket_paths_text

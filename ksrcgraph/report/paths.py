@@ -1,7 +1,7 @@
 """Call paths and their replays on the reference stack, as text and JSON.
 
-In: ``query.Path`` lists (or a ``refstack.paths.SocketPaths``) with the query document that found
-them; replays of saved paths (``refstack.paths.replay_saved``). Out: strings — each hop with its
+In: ``query.Path`` lists (or a ``refstack.socket_paths.SocketPaths``) with the query document that found
+them; replays of saved paths (``refstack.socket_paths.replay_saved``). Out: strings — each hop with its
 file:line and, for an indirect hop, the table or assignment that resolves it and the replay's verdict.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..graph import CallGraph
 from ..query import Path
-from ..refstack.paths import SocketPaths
+from ..refstack.socket_paths import SocketPaths
 from ..rows import Edge, primary_edge
 from .docs import SCHEMA_VERSION, dumps, kernel_doc, path_doc
 
