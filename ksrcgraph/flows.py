@@ -197,8 +197,9 @@ class _ParamFinder:
 
     def _propagate_back(self, seedset: set[Param]) -> None:
         """Called / stored propagate backwards along passes: a parameter passed on to a called
-        parameter is called too."""
-        queue = deque(seedset)
+        parameter is called too. Sorted: which call site a parameter's evidence names must not
+        depend on the order of a set."""
+        queue = deque(sorted(seedset))
         while queue:
             key = queue.popleft()
             for up in self.passes.get(key, ()):
