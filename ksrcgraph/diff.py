@@ -1,19 +1,29 @@
 """Stage 9b — diff: how a call path (or the whole graph) changed between two kernel versions.
 
-In: two ``CallGraph``s (versions A and B), the best path found in each (``query.Path`` or None) and
-what became of A's path on B (``Survival``, found by the caller: replaying it needs the reference
-stack, a layer above this one). Out: a ``PathDiff`` — the two paths aligned hop by hop, and every
-change classified:
+In: two ``CallGraph``s (versions A and B), the best path found in each (``query.Path`` or None) for
+one socket configuration (or none), and what the reference stack says about them (``Replays``, found
+by the caller: replaying needs the reference stack, a layer above this one) — the replay state of
+every hop for that socket, and each path replayed on the other version (``Survival``). Out: a
+``PathDiff`` — the two paths aligned hop by hop, and every difference classified. Changes:
 
  * ``added`` / ``removed``   — a hop only one version's path has;
- * ``renamed``               — the same role under another name (the hops around it match, and the
-                               names are alike or the two call the same functions);
+ * ``renamed``               — the same role under another name: the old name is gone from B, the
+                               new one absent from A, the hops around it match, and the names are
+                               alike or the two call the same functions;
  * ``moved``                 — defined in another file (e.g. became a ``static inline`` in a header);
- * ``resolution changed``    — an indirect hop resolved through other tables or assignments, or a
-                               direct call became indirect (or the reverse);
+ * ``resolution changed``    — the socket's binding for an indirect hop changed (its replay state,
+                               file:line aside), or a direct call became indirect (or the reverse);
+                               without replay states, any change of the tables or assignments;
  * ``condition changed``     — the ``#if`` around the function or the call site changed;
  * ``signature changed``     — the function's parameters or return type changed;
  * ``path added`` / ``path removed`` — no path at all in one version.
+
+Notes (``PathDiff.notes``: informational, not changes of the path):
+
+ * ``another route``         — the paths part and meet again, and each version can take both routes
+                               (for the socket): the search ranked the other one first;
+ * ``other tables changed``  — an indirect hop's socket binding is the same, only other tables or
+                               assignments listing the same function changed (other families').
 
 ``graph_diff`` summarises whole-graph changes: functions added, removed, moved, re-signed, and
 ops-table entries (``table.field = function``, given by the caller) added, removed or changed.
@@ -25,9 +35,10 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+from .errors import SymbolError
 from .graph import CallGraph
 from .query import Path
-from .rows import Edge, primary_edge
+from .rows import DIRECT_KINDS, Edge, primary_edge
 
 OpsEntries = dict[str, dict[str, list[str]]]  # table -> field -> functions
 
@@ -43,13 +54,42 @@ class Change:
 
 @dataclass(frozen=True)
 class Survival:
-    """A's path replayed on B: does it still exist (every function and call), does it resolve for
-    the socket (None without one), and where does it break (hop, from, to, why)."""
+    """A path replayed on the other version: does it still exist (every function and call), does it
+    resolve for the socket (None without one), where does it break (hop, from, to, why); and the
+    verdict of each of its hops there (direct, confirmed, contradicted, unmodelled, missing)."""
 
     exists: bool
     resolves: bool | None
     breaks_at: dict | None
     socket: str | None
+    hops: tuple[str, ...] = field(default=(), compare=False)
+    whys: tuple[str, ...] = field(default=(), compare=False)  # the state (or reason) of each hop's verdict
+
+    def takes(self, lo: int, hi: int) -> bool:
+        """Can the other version take hops lo..hi-1 of the path (for the socket: each one direct or
+        confirmed; without one: each call still there)?"""
+        ok = ("direct", "confirmed") if self.socket else ("direct", "confirmed", "unmodelled")
+        return 0 <= lo <= hi <= len(self.hops) and all(v in ok for v in self.hops[lo:hi])
+
+    def why(self, h: int) -> str:
+        v = self.hops[h] if h < len(self.hops) else "missing"
+        w = self.whys[h] if h < len(self.whys) else ""
+        return f"{v}: {w}" if w else v
+
+
+@dataclass(frozen=True)
+class Replays:
+    """What the reference stack says about the two paths, as plain data (the caller replays them):
+    the socket configuration, the replay state of each hop of each path for it ("confirmed: sock->ops
+    = inet_dgram_ops (net/ipv4/af_inet.c:1111): .sendmsg = inet_sendmsg"; None: not replayed), each
+    path replayed on the other version, and why a version has no path (when it has none)."""
+
+    socket: str | None = None
+    states_a: list[str] | None = None
+    states_b: list[str] | None = None
+    a_in_b: Survival | None = None
+    b_in_a: Survival | None = None
+    why_none: tuple[str, str] = ("", "")
 
 
 @dataclass
@@ -59,11 +99,20 @@ class PathDiff:
     path_a: Path | None
     path_b: Path | None
     changes: list[Change] = field(default_factory=list)
-    a_in_b: Survival | None = None  # A's path replayed on B
+    seen: Replays = field(default_factory=Replays)
+    notes: list[Change] = field(default_factory=list)  # informational: not changes of the path
 
     @property
     def changed(self) -> bool:
         return bool(self.changes)
+
+    @property
+    def socket(self) -> str | None:
+        return self.seen.socket
+
+    @property
+    def a_in_b(self) -> Survival | None:  # A's path replayed on B
+        return self.seen.a_in_b
 
 
 def _norm_sig(sig: str, name: str = "") -> str:
@@ -73,6 +122,11 @@ def _norm_sig(sig: str, name: str = "") -> str:
     if name:
         s = re.sub(rf"\b{re.escape(name)}\s*\(", " FN(", s, count=1)
     return " ".join(s.replace("*", " * ").replace("(", " ( ").replace(")", " ) ").replace(",", " , ").split())
+
+
+def _norm_state(state: str) -> str:
+    """A replay state without line numbers (the binding, not where its table sits in the file)."""
+    return re.sub(r"(\S+\.[chS]):\d+", r"\1", state)
 
 
 def _where(cg: CallGraph, nid: str) -> dict:
@@ -87,7 +141,22 @@ def _where(cg: CallGraph, nid: str) -> dict:
     return d
 
 
+def _defined(cg: CallGraph, nid: str, name: str) -> bool:
+    """Is the function (by its id, else by its name) defined in cg?"""
+    n = cg.nodes.get(nid)
+    if n is not None and not n.external:
+        return True
+    try:
+        return not cg.nodes[cg.lookup(name)].external
+    except SymbolError:  # unknown, or defined several times (static namesakes)
+        return any(m.name == name and not m.external for m in cg.nodes.values())
+
+
 _RESOLVING_STEPS = ("ops", "assign", "arg", "param", "syscall")
+
+
+def _labels(e: Edge) -> set[str]:
+    return {str(s[1]) for s in e.evidence if s[0] in _RESOLVING_STEPS}
 
 
 def _resolution(e: Edge) -> tuple[str, frozenset]:
@@ -95,9 +164,12 @@ def _resolution(e: Edge) -> tuple[str, frozenset]:
     return e.kind, frozenset((s[0], str(s[1])) for s in e.evidence if s[0] in _RESOLVING_STEPS)
 
 
+def _few(labels: list[str]) -> str:
+    return ", ".join(labels[:3]) + (f", +{len(labels) - 3}" if len(labels) > 3 else "")
+
+
 def _short(e: Edge) -> str:
-    labels = sorted({str(s[1]) for s in e.evidence if s[0] in _RESOLVING_STEPS})
-    text = ", ".join(labels[:3]) + (f", +{len(labels) - 3}" if len(labels) > 3 else "")
+    text = _few(sorted(_labels(e)))
     return f"{e.kind}" + (f" via {text}" if text else "") + f" at {e.site}"
 
 
@@ -106,8 +178,11 @@ def _callees(cg: CallGraph, nid: str) -> set[str]:
 
 
 def _similar(a_cg: CallGraph, a: str, b_cg: CallGraph, b: str) -> str | None:
-    """Why hop a (in A) and hop b (in B) look like one function renamed, or None."""
+    """Why hop a (in A) and hop b (in B) look like one function renamed, or None: never when a
+    still exists in B or b already existed in A."""
     na, nb = a_cg.name(a), b_cg.name(b)
+    if _defined(b_cg, a, na) or _defined(a_cg, b, nb):
+        return None
     sa, sb = na.strip("_"), nb.strip("_")
     if sa == sb or sa in sb or sb in sa:
         return f"{na} → {nb}: the name differs only by prefix or suffix"
@@ -129,9 +204,11 @@ def _neighbours(names: list[str], i: int) -> str:
 
 # -- path diff ---------------------------------------------------------------------------------------
 def diff_paths(a: CallGraph, b: CallGraph, path_a: Path | None, path_b: Path | None,
-               a_in_b: Survival | None = None) -> PathDiff:
-    """The changes from path_a (the best path in A) to path_b (in B); a_in_b: path_a replayed on B."""
-    out = PathDiff(a, b, path_a, path_b, a_in_b=a_in_b)
+               seen: Replays | None = None) -> PathDiff:
+    """The changes from path_a (the best path in A) to path_b (in B), and the notes; seen: what the
+    reference stack says about them (without it: no notes, and any change of an indirect hop's
+    tables is a change)."""
+    out = PathDiff(a, b, path_a, path_b, seen=seen or Replays())
     if path_a is None and path_b is None:
         return out
     if path_a is None or path_b is None:
@@ -139,7 +216,7 @@ def diff_paths(a: CallGraph, b: CallGraph, path_a: Path | None, path_b: Path | N
         return out
     al = _Alignment(out)
     for i, j in al.matched:
-        out.changes.extend(al.hop_changes(i, j))
+        al.hop_changes(i, j)
     return out
 
 
@@ -147,12 +224,31 @@ def _path_gone_or_new(d: PathDiff) -> Change:
     p, cg, kind = (d.path_b, d.b, "path added") if d.path_a is None else (d.path_a, d.a, "path removed")
     assert p is not None
     names = " → ".join(cg.name(n) for n in p.nodes)
-    return Change(kind, cg.name(p.nodes[-1]), f"{kind.split()[1]}: {names}")
+    why = d.seen.why_none[0 if d.path_a is None else 1]
+    return Change(kind, cg.name(p.nodes[-1]), f"{kind.split()[1]}: {names}" + (f" ({why})" if why else ""))
+
+
+def _state(states: list[str] | None, h: int) -> str | None:
+    return states[h] if states is not None and 0 <= h < len(states) else None
+
+
+def _tables_delta(ea: Edge, eb: Edge) -> str:
+    """What other tables or assignments changed between two edges into the same function."""
+    la, lb = _labels(ea), _labels(eb)
+    parts = []
+    if lb - la:
+        parts.append(f"now also {_few(sorted(lb - la))}")
+    if la - lb:
+        parts.append(f"no longer {_few(sorted(la - lb))}")
+    if ea.kind != eb.kind:
+        parts.append(f"the edge is {eb.kind} (was {ea.kind})")
+    return "; ".join(parts) or "the evidence changed"
 
 
 class _Alignment:
-    """The two paths of a diff aligned by name: hops paired (equal or renamed), the others added or
-    removed (recorded in the diff as they are found)."""
+    """The two paths of a diff aligned by name: hops paired (equal or renamed); where the paths part,
+    the hops in between classified — another route or another member of a pointer set (notes),
+    renamed, added, removed — and recorded in the diff as they are found."""
 
     def __init__(self, d: PathDiff) -> None:
         assert d.path_a is not None and d.path_b is not None
@@ -165,12 +261,50 @@ class _Alignment:
             if op == "equal":
                 self.matched.extend(zip(range(i1, i2), range(j1, j2)))
             else:
-                self._pair_unequal(list(range(i1, i2)), list(range(j1, j2)))
+                self._apart(i1, i2, j1, j2)
         self.matched.sort()
         self.pairs = dict(self.matched)
 
-    def _pair_unequal(self, left: list[int], right: list[int]) -> None:
-        """Renamed hops paired in order; what is left was removed (A) or added (B)."""
+    def _apart(self, i1: int, i2: int, j1: int, j2: int) -> None:
+        """Hops i1..i2-1 of A and j1..j2-1 of B, between matched hops (or an end of the paths)."""
+        d, seen = self.d, self.d.seen
+        lo_a, hi_a = max(i1 - 1, 0), min(i2, len(self.names_a) - 1)  # the calls from the hop before
+        lo_b, hi_b = max(j1 - 1, 0), min(j2, len(self.names_b) - 1)  # to the hop after
+        a_ok = seen.a_in_b is not None and seen.a_in_b.takes(lo_a, hi_a)
+        b_ok = seen.b_in_a is not None and seen.b_in_a.takes(lo_b, hi_b)
+        if a_ok and b_ok:
+            seg_a, seg_b = " → ".join(self.names_a[lo_a:hi_a + 1]), " → ".join(self.names_b[lo_b:hi_b + 1])
+            d.notes.append(Change("another route", self.names_b[min(j1, hi_b)], f"{seg_a}  /  {seg_b}: both "
+                                  f"versions{self._for()} can take both routes; the search ranked the other first"))
+            return
+        left, right = list(range(i1, i2)), list(range(j1, j2))
+        before = len(d.changes)
+        self._member(left, right)
+        self._renames(left, right)
+        self._added_removed(left, right)
+        if len(d.changes) == before:
+            self._untaken(lo_a, hi_a, lo_b, hi_b)
+
+    def _for(self) -> str:
+        return f" (for {self.d.seen.socket})" if self.d.seen.socket else ""
+
+    def _member(self, left: list[int], right: list[int]) -> None:
+        """caller → X in A, caller → Y in B, and each version can make both calls: another member of
+        the same pointer set was chosen — a note, not a change."""
+        seen = self.d.seen
+        if not left or not right or left[0] == 0 or right[0] == 0 or seen.a_in_b is None or seen.b_in_a is None:
+            return
+        i, j = left[0], right[0]
+        if seen.a_in_b.takes(i - 1, i) and seen.b_in_a.takes(j - 1, j):
+            caller, x, y = self.names_b[j - 1], self.names_a[i], self.names_b[j]
+            self.d.notes.append(Change("another member", y, f"{caller} → {x}  /  {caller} → {y}: both versions"
+                                       f"{self._for()} can make both calls (another member of the same pointer "
+                                       f"set was chosen)", _where(self.d.a, self.pa.nodes[i]),
+                                       _where(self.d.b, self.pb.nodes[j])))
+            left.remove(i)
+            right.remove(j)
+
+    def _renames(self, left: list[int], right: list[int]) -> None:
         d, pa, pb = self.d, self.pa, self.pb
         for i in list(left):
             for j in list(right):
@@ -182,20 +316,35 @@ class _Alignment:
                     right.remove(j)
                     self.matched.append((i, j))
                     break
-        for i in left:
-            d.changes.append(Change("removed", self.names_a[i], f"{self.names_a[i]} is no longer on the path "
-                                    f"({_neighbours(self.names_a, i)})", _where(d.a, pa.nodes[i]), None))
-        for j in right:
-            d.changes.append(Change("added", self.names_b[j], f"{self.names_b[j]} is new on the path "
-                                    f"({_neighbours(self.names_b, j)})", None, _where(d.b, pb.nodes[j])))
 
-    def hop_changes(self, i: int, j: int) -> list[Change]:
+    def _added_removed(self, left: list[int], right: list[int]) -> None:
+        d, na, nb = self.d, self.names_a, self.names_b
+        for i in left:
+            d.changes.append(Change("removed", na[i], f"{na[i]} is no longer on the path ({_neighbours(na, i)})",
+                                    _where(d.a, self.pa.nodes[i]), None))
+        for j in right:
+            d.changes.append(Change("added", nb[j], f"{nb[j]} is new on the path ({_neighbours(nb, j)})", None,
+                                    _where(d.b, self.pb.nodes[j])))
+
+    def _untaken(self, lo_a: int, hi_a: int, lo_b: int, hi_b: int) -> None:
+        """The calls where the paths part that the other version cannot make (when nothing else
+        there is a change)."""
+        seen, na, nb = self.d.seen, self.names_a, self.names_b
+        for h in range(lo_a, hi_a):
+            if seen.a_in_b is not None and not seen.a_in_b.takes(h, h + 1):
+                self.d.changes.append(Change("removed", na[h + 1], f"the call {na[h]} → {na[h + 1]} cannot be "
+                                             f"made any more{self._for()}: {seen.a_in_b.why(h)}"))
+        for h in range(lo_b, hi_b):
+            if seen.b_in_a is not None and not seen.b_in_a.takes(h, h + 1):
+                self.d.changes.append(Change("added", nb[h + 1], f"the call {nb[h]} → {nb[h + 1]} is new"
+                                             f"{self._for()}: before, {seen.b_in_a.why(h)}"))
+
+    def hop_changes(self, i: int, j: int) -> None:
         """Changes of the function at hop i of A / j of B, and of the call into it when the previous
         functions match too."""
-        out = self._function_changes(i, j)
+        self.d.changes.extend(self._function_changes(i, j))
         if i > 0 and j > 0 and self.pairs.get(i - 1) == j - 1:
-            out.extend(self._call_changes(i, j))
-        return out
+            self._call_changes(i, j)
 
     def _function_changes(self, i: int, j: int) -> list[Change]:
         d, nb = self.d, self.pb.nodes[j]
@@ -215,18 +364,33 @@ class _Alignment:
                               f"#if {wa.get('if') or '(none)'} → #if {wb.get('if') or '(none)'}", wa, wb))
         return out
 
-    def _call_changes(self, i: int, j: int) -> list[Change]:
+    def _call_changes(self, i: int, j: int) -> None:
         ea, eb = primary_edge(self.pa.hops[i - 1]), primary_edge(self.pb.hops[j - 1])
         name, caller = self.names_b[j], self.names_b[j - 1]
-        out = []
-        if _resolution(ea) != _resolution(eb):
-            out.append(Change("resolution changed", name, f"{caller} → {name}: {_short(ea)}  →  {_short(eb)}",
-                              {"kind": ea.kind, "site": ea.site}, {"kind": eb.kind, "site": eb.site}))
+        self._resolution(i, j, ea, eb)
         if ea.cond != eb.cond:
-            out.append(Change("condition changed", name, f"the call {caller} → {name} is under "
-                              f"#if {ea.cond or '(none)'} → #if {eb.cond or '(none)'}",
-                              {"site": ea.site, "if": ea.cond}, {"site": eb.site, "if": eb.cond}))
-        return out
+            self.d.changes.append(Change("condition changed", name, f"the call {caller} → {name} is under "
+                                         f"#if {ea.cond or '(none)'} → #if {eb.cond or '(none)'}",
+                                         {"site": ea.site, "if": ea.cond}, {"site": eb.site, "if": eb.cond}))
+
+    def _resolution(self, i: int, j: int, ea: Edge, eb: Edge) -> None:
+        """A change when the socket's binding for the call changed (or, without replay states, its
+        tables), or a direct call became indirect; a note when only other tables changed."""
+        d = self.d
+        sa, sb = _state(d.seen.states_a, i - 1), _state(d.seen.states_b, j - 1)
+        known = sa is not None and sb is not None
+        if _resolution(ea) == _resolution(eb) and (not known or _norm_state(sa) == _norm_state(sb)):  # type: ignore[arg-type]
+            return
+        hop, name = f"{self.names_b[j - 1]} → {self.names_b[j]}", self.names_b[j]
+        before, after = {"kind": ea.kind, "site": ea.site}, {"kind": eb.kind, "site": eb.site}
+        if not known or (ea.kind in DIRECT_KINDS) != (eb.kind in DIRECT_KINDS):
+            d.changes.append(Change("resolution changed", name, f"{hop}: {_short(ea)}  →  {_short(eb)}", before, after))
+        elif _norm_state(sa) != _norm_state(sb):  # type: ignore[arg-type]
+            d.changes.append(Change("resolution changed", name, f"{hop}: {sa}  →  {sb}", {**before, "state": sa},
+                                    {**after, "state": sb}))
+        else:
+            d.notes.append(Change("other tables changed", name, f"{hop}: {_tables_delta(ea, eb)}; the binding"
+                                  f"{self._for()} is unchanged ({sb})", before, after))
 
 
 # -- whole graph --------------------------------------------------------------------------------------

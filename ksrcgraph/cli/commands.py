@@ -83,19 +83,24 @@ def path(
                                                   "(see `ksrcgraph sockets`).")] = None,
     k: KOpt = 5,
     max_depth: MaxDepthOpt = 40,
+    unrealised: Annotated[bool, typer.Option("--unrealised", help="Also list, after the others, paths no "
+                                             "socket configuration the model knows realises.")] = False,
     fmt: FormatOpt = Format.text,
 ) -> None:
     """The k best call paths from FROM to TO, each hop with file:line, each indirect hop with the
     table or assignment that resolves it. Every path is replayed on the reference stack: with
-    --socket only paths that socket takes are kept; without it, paths are grouped by the socket
-    configurations that realise them.
+    --socket only paths that socket takes are kept; without it, the paths some socket configuration
+    realises come first, grouped by those configurations (paths none realises only with
+    --unrealised, or when nothing resolves). Paths are ranked by cost: one per call, plus a penalty
+    per kind of indirect hop and per bit of ambiguity at its call site.
 
     Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp
     """
     from ..report import dot, paths
 
     cg = tree.open()
-    pq = PathQuery(src, dst, via=via or [], avoid=avoid or [], socket=socket, k=k, max_depth=max_depth)
+    pq = PathQuery(src, dst, via=via or [], avoid=avoid or [], socket=socket, k=k, max_depth=max_depth,
+                   unrealised=unrealised)
     q, res = query_paths(cg, pq)
     if fmt == Format.json:
         write(paths.socket_paths_json(cg, q, res))

@@ -29,6 +29,7 @@ class PathQuery:
     socket: str | None = None
     k: int = 5
     max_depth: int = 40
+    unrealised: bool = False  # also the paths no socket configuration realises
 
 
 def query_paths(cg: CallGraph, pq: PathQuery) -> tuple[dict, SocketPaths]:
@@ -40,7 +41,8 @@ def query_paths(cg: CallGraph, pq: PathQuery) -> tuple[dict, SocketPaths]:
     avoids = [cg.lookup(a) for a in pq.avoid]
     q = {"from": pq.src, "to": pq.dst, "from_id": s, "to_id": t, "via": vias, "avoid": avoids, "k": pq.k,
          "max_depth": pq.max_depth, "socket": pq.socket}
-    return q, rpaths.socket_paths(cg, s, t, k=pq.k, via=vias, avoid=avoids, max_depth=pq.max_depth, socket=pq.socket)
+    return q, rpaths.socket_paths(cg, s, t, k=pq.k, via=vias, avoid=avoids, max_depth=pq.max_depth, socket=pq.socket,
+                                  unrealised=pq.unrealised)
 
 
 def best_path(cg: CallGraph, pq: PathQuery) -> Path | None:

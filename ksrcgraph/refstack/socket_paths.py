@@ -4,9 +4,12 @@ In: a ``CallGraph``, the query, and optionally a socket configuration. Out: ``So
 paths, each with its replay and the configurations that realise it.
 
  * With a socket: the k best paths that socket can take (``replay.search``).
- * Without: the k best paths over all sockets, each replayed against every configuration the model
-   knows; then, for every configuration none of them realises, that configuration's best path.
-   ``groups()`` orders the result by the configurations that realise each path.
+ * Without: the best paths over all sockets, each replayed against every configuration the model
+   knows, until k of them are realised by some configuration; then, for every configuration none of
+   them realises, that configuration's best path. Realised paths come first, grouped by the
+   configurations that realise them; paths no configuration realises come only after them, and only
+   when asked (``unrealised``) or when nothing is realised. ``paths`` is in that order, the one text
+   and JSON show (``groups()`` gives its runs).
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ class SocketPaths:
     realised: list[list[Config]] = field(default_factory=list)
     configs: list[Config] = field(default_factory=list)
 
+    def add(self, p: query.Path, r: R.Replay, cs: list[Config]) -> None:
+        self.paths.append(p)
+        self.replays.append(r)
+        self.realised.append(cs)
+
+    def ordered(self) -> list[tuple[query.Path, R.Replay, list[Config]]]:
+        """(path, replay, realising configurations), in the order text and JSON show them."""
+        return list(zip(self.paths, self.replays, self.realised))
+
     def extras(self) -> list[dict]:
         return [{"replay": r.doc(), "realised_by": [str(c) for c in cs]}
                 for r, cs in zip(self.replays, self.realised)]
@@ -37,11 +49,16 @@ class SocketPaths:
         return {"sockets_known": [str(c) for c in self.configs]}
 
     def groups(self) -> list[tuple[str, list[int]]]:
-        order: dict[str, list[int]] = {}
+        """(label of the realising configurations, path indices): runs of paths that share them, in
+        the paths' order ("" for the paths no configuration realises)."""
+        out: list[tuple[str, list[int]]] = []
         for i, cs in enumerate(self.realised):
-            label = ", ".join(str(c) for c in cs) if cs else ""
-            order.setdefault(label, []).append(i)
-        return sorted(order.items(), key=lambda kv: (kv[0] == "", kv[1][0]))
+            label = _label(cs)
+            if out and out[-1][0] == label:
+                out[-1][1].append(i)
+            else:
+                out.append((label, [i]))
+        return out
 
     def notes(self) -> list[list[str]]:
         return [[] for _ in self.paths]
@@ -65,26 +82,55 @@ def _best_replay(cg: CallGraph, model: Model, p: query.Path, configs: list[Confi
 
 def socket_paths(cg: CallGraph, s: str, t: str, k: int = 5, via: list[str] | None = None,
                  avoid: list[str] | None = None, max_depth: int = query.DEFAULT_MAX_DEPTH,
-                 socket: str | None = None) -> SocketPaths:
+                 socket: str | None = None, unrealised: bool = False) -> SocketPaths:
+    """The paths s -> t, in the order they are shown (see the module docstring)."""
     model = Model(cg)
     if socket:
         c = model.parse(socket)
         out = SocketPaths(model, c, configs=[c])
         for p, r in R.search(cg, model, c, s, t, k, via, avoid, max_depth):
-            out.paths.append(p)
-            out.replays.append(r)
-            out.realised.append([c])
+            out.add(p, r, [c])
         return out
     configs = model.configs()
+    found = _realised_candidates(cg, model, configs, s, t, k, via, avoid, max_depth)
+    _cover_the_rest(cg, model, configs, found, s, t, via, avoid, max_depth)
     out = SocketPaths(model, None, configs=configs)
-    for p in query.find_paths(cg, s, t, k=k, via=via, avoid=avoid, max_depth=max_depth):
-        ok = [c for c in configs if R.replay(cg, model, p.nodes, c, p.hops).resolves]
-        out.paths.append(p)
-        out.realised.append(ok)
-    covered = {c for cs in out.realised for c in cs}
-    index = {tuple(p.nodes): i for i, p in enumerate(out.paths)}
-    universe = None
-    pairs = None
+    for p, cs in _show_order(found, unrealised):
+        out.add(p, R.replay(cg, model, p.nodes, cs[0], p.hops) if cs else _best_replay(cg, model, p, configs), cs)
+    return out
+
+
+class _Found(dict):
+    """Paths found so far, by their functions: (path, the configurations that realise it)."""
+
+    def add(self, p: query.Path, cs: list[Config]) -> None:
+        key = tuple(p.nodes)
+        if key in self:
+            self[key][1].extend(c for c in cs if c not in self[key][1])
+        else:
+            self[key] = (p, list(cs))
+
+
+def _realised_candidates(cg: CallGraph, model: Model, configs: list[Config], s: str, t: str, k: int,
+                         via: list[str] | None, avoid: list[str] | None, max_depth: int) -> _Found:
+    """The best paths over all sockets, each with the configurations whose replay it resolves for,
+    searched until k of them are realised (or there are no more)."""
+    found = _Found()
+    for want in (k, 3 * k):
+        paths = query.find_paths(cg, s, t, k=want, via=via, avoid=avoid, max_depth=max_depth)
+        for p in paths:
+            if tuple(p.nodes) not in found:
+                found.add(p, [c for c in configs if R.replay(cg, model, p.nodes, c, p.hops).resolves])
+        if sum(1 for _p, cs in found.values() if cs) >= k or len(paths) < want:
+            break
+    return found
+
+
+def _cover_the_rest(cg: CallGraph, model: Model, configs: list[Config], found: _Found, s: str, t: str,
+                    via: list[str] | None, avoid: list[str] | None, max_depth: int) -> None:
+    """For every configuration none of the paths found realises, its own best path."""
+    covered = {c for _p, cs in found.values() for c in cs}
+    universe = pairs = None
     for c in configs:
         if c in covered:
             continue
@@ -92,16 +138,26 @@ def socket_paths(cg: CallGraph, s: str, t: str, k: int = 5, via: list[str] | Non
             universe = R.region(cg, s, t, via, avoid)
             pairs = R.candidate_pairs(cg, universe)
         for p, _r in R.search(cg, model, c, s, t, 1, via, avoid, max_depth, within=universe, pairs=pairs):
-            key = tuple(p.nodes)
-            if key in index:
-                out.realised[index[key]].append(c)
-            else:
-                index[key] = len(out.paths)
-                out.paths.append(p)
-                out.realised.append([c])
-    for p, cs in zip(out.paths, out.realised):
-        out.replays.append(R.replay(cg, model, p.nodes, cs[0], p.hops) if cs else _best_replay(cg, model, p, configs))
-    return out
+            found.add(p, [c])
+
+
+def _show_order(found: _Found, unrealised: bool) -> list[tuple[query.Path, list[Config]]]:
+    """Realised paths first, grouped by the configurations that realise them (the group of the
+    cheapest path first, each group cheapest first); paths no configuration realises after them,
+    only when asked or when nothing is realised."""
+    entries = sorted(found.values(), key=lambda e: (e[0].cost, len(e[0].nodes), e[0].nodes))
+    realised = [e for e in entries if e[1]]
+    groups: dict[str, list[tuple[query.Path, list[Config]]]] = {}
+    for e in realised:
+        groups.setdefault(_label(e[1]), []).append(e)
+    shown = [e for members in groups.values() for e in members]
+    if unrealised or not shown:
+        shown += [e for e in entries if not e[1]]
+    return shown
+
+
+def _label(cs: list[Config]) -> str:
+    return ", ".join(str(c) for c in cs)
 
 
 def replay_saved(cg: CallGraph, saved: list[dict], socket: str | None) -> list[dict]:
