@@ -141,7 +141,7 @@ def _where(cg: CallGraph, nid: str) -> dict:
     return d
 
 
-def _defined(cg: CallGraph, nid: str, name: str) -> bool:
+def _exists(cg: CallGraph, nid: str, name: str) -> bool:
     """Is the function (by its id, else by its name) defined in cg?"""
     n = cg.nodes.get(nid)
     if n is not None and not n.external:
@@ -181,7 +181,7 @@ def _similar(a_cg: CallGraph, a: str, b_cg: CallGraph, b: str) -> str | None:
     """Why hop a (in A) and hop b (in B) look like one function renamed, or None: never when a
     still exists in B or b already existed in A."""
     na, nb = a_cg.name(a), b_cg.name(b)
-    if _defined(b_cg, a, na) or _defined(a_cg, b, nb):
+    if _exists(b_cg, a, na) or _exists(a_cg, b, nb):
         return None
     sa, sb = na.strip("_"), nb.strip("_")
     if sa == sb or sa in sb or sb in sa:
@@ -232,7 +232,7 @@ def _state(states: list[str] | None, h: int) -> str | None:
     return states[h] if states is not None and 0 <= h < len(states) else None
 
 
-def _tables_delta(ea: Edge, eb: Edge) -> str:
+def _tables_delta(ea: Edge, eb: Edge) -> list[str]:
     """What other tables or assignments changed between two edges into the same function."""
     la, lb = _labels(ea), _labels(eb)
     parts = []
@@ -242,7 +242,41 @@ def _tables_delta(ea: Edge, eb: Edge) -> str:
         parts.append(f"no longer {_few(sorted(la - lb))}")
     if ea.kind != eb.kind:
         parts.append(f"the edge is {eb.kind} (was {ea.kind})")
-    return "; ".join(parts) or "the evidence changed"
+    return parts
+
+
+# A replay state binding a pointer to a set of stored functions (refstack's Model.describe):
+# "dst.output ∈ {ip_mc_output, ip_output} set by rt->dst.output = ip_output (net/ipv4/route.c:15); ..."
+_SET = re.compile(r"^(?P<head>.*?) ∈ \{(?P<members>[^}]*)\} set by (?P<by>.*)$")
+
+
+def _hop_binding(state: str, callee: str) -> str:
+    """What a replay state says about one hop, file:line aside: for a pointer bound to a set of
+    stored functions, that the callee is in it and the stores that put it there (not the others)."""
+    s = _norm_state(state)
+    m = _SET.match(s)
+    if m is None:
+        return s
+    mine = [x for x in m["by"].split("; ") if re.search(rf"\b{re.escape(callee)}\b", x)]
+    return f"{m['head']} ∋ {callee}" + (f" set by {'; '.join(mine)}" if mine else "")
+
+
+def _members(state: str) -> set[str]:
+    m = _SET.match(_norm_state(state))
+    return set(m["members"].split(", ")) if m else set()
+
+
+def _others(ea: Edge, eb: Edge, sa: str, sb: str) -> tuple[str, str]:
+    """(kind, what) of the note for a call whose binding is the same: the other tables listing the
+    function, or the other functions stored in the pointer, that changed."""
+    parts = _tables_delta(ea, eb)
+    ma, mb = _members(sa), _members(sb)
+    if mb - ma:
+        parts.append(f"the pointer may now also hold {_few(sorted(mb - ma))}")
+    if ma - mb:
+        parts.append(f"no longer {_few(sorted(ma - mb))}")
+    kind = "other tables changed" if _resolution(ea) != _resolution(eb) else "other stores changed"
+    return kind, "; ".join(parts) or "the evidence changed"
 
 
 class _Alignment:
@@ -277,32 +311,29 @@ class _Alignment:
             d.notes.append(Change("another route", self.names_b[min(j1, hi_b)], f"{seg_a}  /  {seg_b}: both "
                                   f"versions{self._for()} can take both routes; the search ranked the other first"))
             return
+        if self._member(i1, i2, j1, j2):  # what else differs: the calls the other version cannot make
+            self._untaken(lo_a, hi_a, lo_b, hi_b)
+            return
         left, right = list(range(i1, i2)), list(range(j1, j2))
-        before = len(d.changes)
-        self._member(left, right)
         self._renames(left, right)
         self._added_removed(left, right)
-        if len(d.changes) == before:
-            self._untaken(lo_a, hi_a, lo_b, hi_b)
 
     def _for(self) -> str:
         return f" (for {self.d.seen.socket})" if self.d.seen.socket else ""
 
-    def _member(self, left: list[int], right: list[int]) -> None:
+    def _member(self, i1: int, i2: int, j1: int, j2: int) -> bool:
         """caller → X in A, caller → Y in B, and each version can make both calls: another member of
         the same pointer set was chosen — a note, not a change."""
-        seen = self.d.seen
-        if not left or not right or left[0] == 0 or right[0] == 0 or seen.a_in_b is None or seen.b_in_a is None:
-            return
-        i, j = left[0], right[0]
-        if seen.a_in_b.takes(i - 1, i) and seen.b_in_a.takes(j - 1, j):
-            caller, x, y = self.names_b[j - 1], self.names_a[i], self.names_b[j]
-            self.d.notes.append(Change("another member", y, f"{caller} → {x}  /  {caller} → {y}: both versions"
-                                       f"{self._for()} can make both calls (another member of the same pointer "
-                                       f"set was chosen)", _where(self.d.a, self.pa.nodes[i]),
-                                       _where(self.d.b, self.pb.nodes[j])))
-            left.remove(i)
-            right.remove(j)
+        seen, i, j = self.d.seen, i1, j1
+        if i1 == i2 or j1 == j2 or i == 0 or j == 0 or seen.a_in_b is None or seen.b_in_a is None:
+            return False
+        if not (seen.a_in_b.takes(i - 1, i) and seen.b_in_a.takes(j - 1, j)):
+            return False
+        caller, x, y = self.names_b[j - 1], self.names_a[i], self.names_b[j]
+        self.d.notes.append(Change("another member", y, f"{caller} → {x}  /  {caller} → {y}: both versions"
+                                   f"{self._for()} can make both calls (another member of the same pointer set "
+                                   f"was chosen)", _where(self.d.a, self.pa.nodes[i]), _where(self.d.b, self.pb.nodes[j])))
+        return True
 
     def _renames(self, left: list[int], right: list[int]) -> None:
         d, pa, pb = self.d, self.pa, self.pb
@@ -327,8 +358,8 @@ class _Alignment:
                                     _where(d.b, self.pb.nodes[j])))
 
     def _untaken(self, lo_a: int, hi_a: int, lo_b: int, hi_b: int) -> None:
-        """The calls where the paths part that the other version cannot make (when nothing else
-        there is a change)."""
+        """The calls of A's route the new version cannot make, and those of B's route the old one
+        could not."""
         seen, na, nb = self.d.seen, self.names_a, self.names_b
         for h in range(lo_a, hi_a):
             if seen.a_in_b is not None and not seen.a_in_b.takes(h, h + 1):
@@ -375,22 +406,26 @@ class _Alignment:
 
     def _resolution(self, i: int, j: int, ea: Edge, eb: Edge) -> None:
         """A change when the socket's binding for the call changed (or, without replay states, its
-        tables), or a direct call became indirect; a note when only other tables changed."""
+        tables), or a direct call became indirect; a note when only other tables or stores changed."""
         d = self.d
         sa, sb = _state(d.seen.states_a, i - 1), _state(d.seen.states_b, j - 1)
-        known = sa is not None and sb is not None
-        if _resolution(ea) == _resolution(eb) and (not known or _norm_state(sa) == _norm_state(sb)):  # type: ignore[arg-type]
+        if _resolution(ea) == _resolution(eb) and (sa is None or sb is None or _norm_state(sa) == _norm_state(sb)):
             return
         hop, name = f"{self.names_b[j - 1]} → {self.names_b[j]}", self.names_b[j]
         before, after = {"kind": ea.kind, "site": ea.site}, {"kind": eb.kind, "site": eb.site}
-        if not known or (ea.kind in DIRECT_KINDS) != (eb.kind in DIRECT_KINDS):
+        if sa is None or sb is None or (ea.kind in DIRECT_KINDS) != (eb.kind in DIRECT_KINDS):
             d.changes.append(Change("resolution changed", name, f"{hop}: {_short(ea)}  →  {_short(eb)}", before, after))
-        elif _norm_state(sa) != _norm_state(sb):  # type: ignore[arg-type]
+            return
+        old = re.sub(rf"\b{re.escape(self.names_a[i])}\b", name, _hop_binding(sa, self.names_a[i]))
+        new = _hop_binding(sb, name)
+        if old != new:
             d.changes.append(Change("resolution changed", name, f"{hop}: {sa}  →  {sb}", {**before, "state": sa},
                                     {**after, "state": sb}))
-        else:
-            d.notes.append(Change("other tables changed", name, f"{hop}: {_tables_delta(ea, eb)}; the binding"
-                                  f"{self._for()} is unchanged ({sb})", before, after))
+            return
+        kind, what = _others(ea, eb, sa, sb)
+        shown = sb if _SET.match(sb) is None else new
+        d.notes.append(Change(kind, name, f"{hop}: {what}; the binding{self._for()} is unchanged ({shown})",
+                              {**before, "state": sa}, {**after, "state": sb}))
 
 
 # -- whole graph --------------------------------------------------------------------------------------

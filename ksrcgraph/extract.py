@@ -30,7 +30,7 @@ from .extract_context import FileContext, Match
 from .facts import FileFacts
 
 # Bump when the facts produced for the same bytes change; part of the cache key with the data digest.
-EXTRACTOR_VERSION = 4
+EXTRACTOR_VERSION = 5
 
 Extractor = Callable[[FileContext, list[Match]], None]
 

@@ -9,6 +9,8 @@ makes); ``Assign`` for assignments of values that may be functions or tables.
 
 from __future__ import annotations
 
+import re
+
 from tree_sitter import Node
 
 from . import kdata
@@ -68,9 +70,33 @@ def _if(ctx: FileContext, m: Match, exit_words: tuple[str, ...]) -> None:
     if any(word in cond for word in exit_words):
         _early_exit(ctx, cond, then)
     ctx.add_guard(then.start_byte, then.end_byte, ("if", cond, True))
-    if "if.else" in m:
-        el = m["if.else"][0]
+    el = m["if.else"][0] if "if.else" in m else None
+    if el is not None:
         ctx.add_guard(el.start_byte, el.end_byte, ("if", cond, False))
+    rare_then, rare_else = branch_coldness(cond, el is not None)
+    if rare_then:
+        ctx.add_cold(then.start_byte, then.end_byte, rare_then)
+    if rare_else and el is not None:
+        ctx.add_cold(el.start_byte, el.end_byte, rare_else)
+
+
+# A bit test against a named constant: x & FLAG, (A | B) & x.
+_FLAG_TEST = re.compile(r"(?<![&])&(?![&=])\s*\(?\s*[A-Z][A-Z0-9_]{2,}|\b[A-Z][A-Z0-9_]{2,}\s*\)?\s*&(?![&=])")
+
+
+def branch_coldness(cond: str, has_else: bool) -> tuple[int, int]:
+    """(then, else): how rare each branch of ``if (cond)`` reads as. A branch-prediction hint
+    (data/branch_hints.tsv: unlikely(...) marks the then-branch, likely(...) the else-branch); and a
+    then-branch without an else whose whole condition is that a flag is set (``if (flags &
+    RTCF_MULTICAST)``): a special case beside the main line, which goes on after it."""
+    rare = {"then": 0, "else": 0}
+    for word, branch in kdata.branch_hints().items():
+        if re.search(rf"^!?\s*{word}\s*\(", cond):
+            rare[branch] += 1
+            break
+    if not has_else and "&&" not in cond and "||" not in cond and _FLAG_TEST.search(cond):
+        rare["then"] += 1
+    return rare["then"], rare["else"]
 
 
 def _early_exit(ctx: FileContext, cond: str, then: Node) -> None:
@@ -92,7 +118,7 @@ def _early_exit(ctx: FileContext, cond: str, then: Node) -> None:
 class _CallSite:
     """Where a call's argument list is: its function, line, #if condition and text."""
 
-    __slots__ = ("node", "fn", "line", "cond", "args")
+    __slots__ = ("node", "fn", "line", "cond", "args", "cold", "needs", "lits")
 
     def __init__(self, ctx: FileContext, args: Node, fn: int) -> None:
         self.node = args
@@ -100,6 +126,61 @@ class _CallSite:
         self.line = args.start_point[0] + 1
         self.cond = ctx.cond_at(args.start_byte)
         self.args = ctx.src[args.start_byte + 1 : args.end_byte - 1].decode("utf-8", "replace")
+        self.cold = ctx.cold_at(args.start_byte)
+        params = [name for name, _type in ctx.functions[fn].params]
+        self.needs = _needs(ctx.guards_around(args.start_byte), params)
+        self.lits = _literals(ctx, [a for a in args.named_children if a.type != "comment"])
+
+    def call(self, callee: tuple, text: str, args: str, candidates: tuple = (), wrapper: str | None = None,
+             guard: tuple | None = None, needs: tuple = ()) -> Call:
+        return Call(self.fn, self.line, callee, text, args, self.cond, candidates, wrapper, guard, self.cold,
+                    self.needs + needs, self.lits)
+
+
+# -- parameters that select a branch ---------------------------------------------------------------
+
+_FALSE = frozenset(("0", "NULL", "false"))
+
+
+def _literals(ctx: FileContext, args: list[Node]) -> str:
+    """Per argument: "0" a false constant, "1" a true one (a non-zero number, true), "?" other."""
+    out = []
+    for a in args:
+        t = ctx.text(a).strip()
+        if t in _FALSE or a.type == "number_literal" and t.rstrip("uUlL") in ("0", "0x0"):
+            out.append("0")
+        elif t == "true" or a.type == "number_literal":
+            out.append("1")
+        else:
+            out.append("?")
+    return "".join(out).rstrip("?")
+
+
+def _param_test(text: str, params: list[str]) -> tuple | None:
+    """``p`` or ``!p`` for a parameter p: (its index, name, whether p is true when text holds)."""
+    t = text.strip()
+    while t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
+    truthy = not t.startswith("!")
+    name = t.lstrip("!").strip()
+    return (params.index(name), name, truthy) if name in params else None
+
+
+def _needs(guards: list[tuple], params: list[str]) -> tuple:
+    """What the enclosing if-branches require of the function's parameters: each conjunct of a
+    then-branch's condition that tests a parameter (``if (used_address && ...)``); the negation of an
+    else-branch's condition that is such a test alone."""
+    out = []
+    for g in guards:
+        if g[0] != "if" or "||" in g[1]:
+            continue
+        if g[2]:
+            out.extend(t for t in (_param_test(c, params) for c in g[1].split("&&")) if t)
+        elif "&&" not in g[1]:
+            t = _param_test(g[1], params)
+            if t:
+                out.append((t[0], t[1], not t[2]))
+    return tuple(sorted(set(out)))
 
 
 def calls(ctx: FileContext, matches: list[Match]) -> None:
@@ -113,9 +194,33 @@ def calls(ctx: FileContext, matches: list[Match]) -> None:
         site = _CallSite(ctx, args, fi)
         if "call.name" in m:
             _named_call(ctx, m, site)
-        else:
-            e = m["call.expr"][0]
-            ctx.calls.append(Call(fi, site.line, ctx.expr(e), ctx.text(e)[:120], site.args, site.cond, (), None, None))
+            continue
+        params = [name for name, _type in ctx.functions[fi].params]
+        for e, needs in _callee_branches(ctx, m["call.expr"][0], params):
+            if e.type == "identifier":  # (nosec ? sock_recvmsg_nosec : sock_recvmsg)(sock, ...)
+                ctx.calls.append(site.call(("v", ctx.text(e)), "", site.args, needs=needs))
+            else:
+                ctx.calls.append(site.call(ctx.expr(e), ctx.text(e)[:120], site.args, needs=needs))
+
+
+def _callee_branches(ctx: FileContext, e: Node, params: list[str], needs: tuple = ()) -> list[tuple[Node, tuple]]:
+    """The callees a computed callee may be, each with what it needs of the parameters: both
+    branches of ``(c ? f : g)`` (nested, in parentheses; f needs a parameter c true, g false), else
+    the expression itself."""
+    inner = e
+    while inner.type == "parenthesized_expression" and inner.named_child_count == 1:
+        inner = inner.named_child(0)
+    if inner.type != "conditional_expression":
+        return [(e, needs)]
+    cond = inner.child_by_field_name("condition")
+    test = _param_test(ctx.text(cond), params) if cond is not None else None
+    out: list[tuple[Node, tuple]] = []
+    for fld, holds in (("consequence", True), ("alternative", False)):
+        branch = inner.child_by_field_name(fld)
+        if branch is not None:
+            more = ((test[0], test[1], test[2] == holds),) if test else ()
+            out.extend(_callee_branches(ctx, branch, params, needs + more))
+    return out or [(e, needs)]
 
 
 def _named_call(ctx: FileContext, m: Match, site: _CallSite) -> None:
@@ -124,7 +229,7 @@ def _named_call(ctx: FileContext, m: Match, site: _CallSite) -> None:
     store = kdata.store_macros().get(name)
     if wrap is None and store is None:
         guard = ctx.guard_at(site.node.start_byte) if name in kdata.guarded_calls() else None
-        ctx.calls.append(Call(site.fn, site.line, ("v", name), "", site.args, site.cond, (), None, guard))
+        ctx.calls.append(site.call(("v", name), "", site.args, guard=guard))
         return
     arg_nodes = [a for a in site.node.named_children if a.type != "comment"]
     if wrap is not None and len(arg_nodes) > wrap.pointer + wrap.candidates:
@@ -132,7 +237,7 @@ def _named_call(ctx: FileContext, m: Match, site: _CallSite) -> None:
         return
     if store is not None and len(arg_nodes) > max(store.dest, store.value):
         _store(ctx, m["call"][0], store, arg_nodes, site)
-    ctx.calls.append(Call(site.fn, site.line, ("v", name), "", site.args, site.cond, (), None, None))
+    ctx.calls.append(site.call(("v", name), "", site.args))
 
 
 def _indirect_call(ctx: FileContext, name: str, wrap: kdata.IndirectCallMacro, arg_nodes: list[Node],
@@ -143,8 +248,7 @@ def _indirect_call(ctx: FileContext, name: str, wrap: kdata.IndirectCallMacro, a
     cands = tuple(ctx.text(a) for a in arg_nodes[after : after + wrap.candidates] if a.type == "identifier")
     rest = arg_nodes[after + wrap.candidates :]
     rest_text = ctx.src[rest[0].start_byte : site.node.end_byte - 1].decode("utf-8", "replace") if rest else ""
-    ctx.calls.append(Call(site.fn, site.line, ctx.expr(ptr), ctx.text(ptr)[:120], rest_text, site.cond, cands,
-                          name, None))
+    ctx.calls.append(site.call(ctx.expr(ptr), ctx.text(ptr)[:120], rest_text, cands, name))
 
 
 def _store(ctx: FileContext, call: Node, store: kdata.StoreMacro, arg_nodes: list[Node], site: _CallSite) -> None:
@@ -155,7 +259,7 @@ def _store(ctx: FileContext, call: Node, store: kdata.StoreMacro, arg_nodes: lis
     rhs = ctx.expr(arg_nodes[store.value])
     if rhs[0] in _STORED_KINDS:
         ctx.assigns.append(Assign(site.fn, site.line, lhs, rhs, ctx.text(call)[:160], site.cond,
-                                  ctx.guard_at(site.node.start_byte)))
+                                  ctx.guard_at(site.node.start_byte), site.cold))
 
 
 # -- assignments --------------------------------------------------------------------------------
@@ -181,7 +285,7 @@ def assignments(ctx: FileContext, matches: list[Match]) -> None:
         else:
             text = " ".join(ctx.text(anode).split())[:160]
         ctx.assigns.append(Assign(fi, anode.start_point[0] + 1, lhs, rhs, text, ctx.cond_at(anode.start_byte),
-                                  ctx.guard_at(anode.start_byte)))
+                                  ctx.guard_at(anode.start_byte), ctx.cold_at(anode.start_byte)))
 
 
 def _transparent_call(ctx: FileContext, call: Node) -> bool:

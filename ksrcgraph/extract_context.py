@@ -114,6 +114,7 @@ class FileContext(NodeReader):
         self._fstarts: list[int] = []
         self._fends: list[int] = []
         self._guard_starts: list[int] = []
+        self._cold: list[tuple[int, int, int]] = []
         self._guard_info: list[tuple[int, tuple]] = []  # (end, guard) by start
         self.functions: list[Function] = []
         self.calls: list[Call] = []
@@ -148,6 +149,15 @@ class FileContext(NodeReader):
             return i
         return -1
 
+    # -- rare branches -------------------------------------------------------------------------
+    def add_cold(self, start: int, end: int, score: int) -> None:
+        """The bytes start..end are a branch the code marks as rare (see extract_calls)."""
+        self._cold.append((start, end, score))
+
+    def cold_at(self, pos: int) -> int:
+        """How rare the code at pos is: the scores of the rare branches around it, added."""
+        return sum(score for start, end, score in self._cold if start <= pos < end)
+
     # -- guards ----------------------------------------------------------------------------------
     def add_guard(self, start: int, end: int, guard: tuple) -> None:
         self._guard_starts.append(start)
@@ -158,6 +168,18 @@ class FileContext(NodeReader):
         order = sorted(range(len(self._guard_starts)), key=lambda i: (self._guard_starts[i], -self._guard_info[i][0]))
         self._guard_starts = [self._guard_starts[i] for i in order]
         self._guard_info = [self._guard_info[i] for i in order]
+
+    def guards_around(self, pos: int, limit: int = 256) -> list[tuple]:
+        """Every guard around pos, innermost first (looking back over at most limit guards)."""
+        out = []
+        i = bisect.bisect_right(self._guard_starts, pos) - 1
+        while i >= 0 and limit > 0:
+            end, g = self._guard_info[i]
+            if pos < end:
+                out.append(g)
+            i -= 1
+            limit -= 1
+        return out
 
     def guard_at(self, pos: int) -> tuple | None:
         """The innermost guard around pos."""

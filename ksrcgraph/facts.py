@@ -59,6 +59,9 @@ class Call(NamedTuple):
     candidates: tuple[str, ...]  # INDIRECT_CALL_* candidates
     wrapper: str | None  # the INDIRECT_CALL_* macro name
     guard: tuple | None  # innermost guard (see Assign), kept for calls listed in data/guarded_calls.tsv
+    cold: int = 0  # how many enclosing branches are marked rare (see extract_calls.branch_coldness)
+    needs: tuple = ()  # (parameter index, name, truthy): the call runs only when that parameter is so
+    lits: str = ""  # per argument: "0" a false constant (0, NULL, false), "1" a true one, "?" anything else
 
 
 class Local(NamedTuple):
@@ -114,6 +117,7 @@ class Assign(NamedTuple):
     text: str
     cond: str
     guard: tuple | None  # innermost ("case", switch expr, labels incl. fall-through) or ("if", cond, branch)
+    cold: int = 0  # as Call.cold
 
 
 class Macro(NamedTuple):

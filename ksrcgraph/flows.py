@@ -134,16 +134,19 @@ class _ParamFinder:
         return Params(self.called, self.stored, self.call_in_callee, self.passes,
                       _by_callable(self.called), _by_callable(self.stored))
 
-    def _calls(self, fi: int, ff) -> None:  # type: ignore[no-untyped-def]
+    def _in_functions_with_params(self, fi: int, facts: list, fn_index: str):  # type: ignore[no-untyped-def]
+        """(fact, function id, its function-holding parameters by name) for the facts of file fi
+        inside a live function that has such parameters."""
         ids = self.p.fn_ids[fi]
         fn_params = self.p.fn_params_of[fi]
-        for c in ff.calls:
-            pmap = fn_params.get(c.caller)
-            if not pmap:
-                continue
-            fid = ids[c.caller]
-            if fid is None:
-                continue
+        for x in facts:
+            fn = getattr(x, fn_index)
+            pmap = fn_params.get(fn)
+            if pmap and ids[fn] is not None:
+                yield x, ids[fn], pmap
+
+    def _calls(self, fi: int, ff) -> None:  # type: ignore[no-untyped-def]
+        for c, fid, pmap in self._in_functions_with_params(fi, ff.calls, "caller"):
             callee = c.callee
             if callee[0] == "d":
                 callee = callee[1]
@@ -163,15 +166,7 @@ class _ParamFinder:
                     self.passes[(target, k)].append((fid, pmap[a]))
 
     def _assigns(self, fi: int, ff) -> None:  # type: ignore[no-untyped-def]
-        ids = self.p.fn_ids[fi]
-        fn_params = self.p.fn_params_of[fi]
-        for a in ff.assigns:
-            pmap = fn_params.get(a.fn)
-            if not pmap:
-                continue
-            fid = ids[a.fn]
-            if fid is None:
-                continue
+        for a, fid, pmap in self._in_functions_with_params(fi, ff.assigns, "fn"):
             for src in leaves(a.rhs):
                 if src[0] == "v" and src[1] in pmap:
                     self.stored.add((fid, pmap[src[1]]))

@@ -34,6 +34,13 @@ from .rows import EDGE_KINDS, EXACT_KINDS, Edge, Node, packed
 # functions that site may call): a hop through a pointer with 32 possible targets costs as much as five
 # more direct calls, one named by a two-way INDIRECT_CALL_2 as one more.
 AMBIGUITY_COST = 1.0
+# A call in a branch the code marks as rare (an unlikely() condition, a special case taken only when a
+# flag is set; see extract_calls.branch_coldness) costs more than one more call: the main line, one
+# call longer, ranks first. A call through a pointer whose value was stored in such a branch costs a
+# little more than one through a value stored on a main line: it orders the values of one pointer,
+# never outweighs a call.
+COLD_COST = 1.5
+STORE_COLD_COST = 0.5
 INF = float("inf")
 
 
@@ -51,7 +58,7 @@ def _fanout(edges: list[Edge]) -> dict[tuple, int]:
 
 def edge_cost(e: Edge, fanout: dict[tuple, int]) -> float:
     """Cost of taking edge e as a hop (see the module's constants)."""
-    c = 1.0 + EDGE_KINDS[e.kind].penalty
+    c = 1.0 + EDGE_KINDS[e.kind].penalty + COLD_COST * e.cold + STORE_COLD_COST * e.store_cold
     if e.kind not in EXACT_KINDS:
         c += AMBIGUITY_COST * math.log2(max(fanout.get(_site_key(e), 1), 1))
     return c

@@ -89,6 +89,12 @@ def definer_prefixes() -> tuple[str, ...]:
 
 
 @cache
+def branch_hints() -> dict[str, str]:
+    """Branch-prediction hint word -> the branch it marks as rare ("then" / "else")."""
+    return {r["word"]: r["rare"] for r in _rows("branch_hints.tsv")}
+
+
+@cache
 def syscall_entries() -> tuple[str, ...]:
     """Prefixes of system call entry functions (``sys_``, ``compat_sys_``), the native one first."""
     return tuple(dict.fromkeys(r["entry"] for r in _rows("syscall_aliases.tsv")))

@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from . import flows, kdata
+from .facts import Call
 from .flows import MAX_EVIDENCE, Flows, short, slot_name
 from .link import Program, dead, parse_args, syscall_base
 from .rows import KINDS, Edge, Node
@@ -41,23 +42,36 @@ class _Sites:
     def __init__(self, prog: Program, fl: Flows) -> None:
         self.p = prog
         self.fl = fl
-        self.edges: dict[tuple, list] = {}  # (src, dst, kind, file, line) -> [text, evidence, cond, slot]
+        # (src, dst, kind, file, line) -> [text, evidence, cond, slot, cold, store_cold, needs, lits]
+        self.edges: dict[tuple, list] = {}
         self.externals: set[str] = set()
         self.stats: dict = defaultdict(int)
         self.unresolved: dict[str, int] = defaultdict(int)
         self.unresolved_samples: dict[str, list] = defaultdict(list)
         self._macro_cache: dict[str, list] = {}
+        self.site = Call(0, 0, ("v", ""), "", "", "", (), None, None)  # the call site being resolved
+        # how rare the branch of each store of a function pointer is, by (file, line)
+        self.store_cold = {(ff.path, a.line): a.cold for ff in prog.facts for a in ff.assigns if a.cold}
 
     def add_edge(self, src: str, dst: str, kind: str, path: str, line: int, text: str, evidence: list, cond: str,
                  slot: str = "") -> None:
         key = (src, dst, kind, path, line)
         ev = self.edges.get(key)
+        store_cold = self._value_cold(evidence)
         if ev is None:
-            self.edges[key] = [text, list(evidence[:MAX_EVIDENCE]), cond, slot]
+            self.edges[key] = [text, list(evidence[:MAX_EVIDENCE]), cond, slot, self.site.cold, store_cold,
+                               self.site.needs, self.site.lits]
         else:
+            ev[5] = min(ev[5], store_cold)
             for s in evidence:
                 if s not in ev[1] and len(ev[1]) < MAX_EVIDENCE:
                     ev[1].append(s)
+
+    def _value_cold(self, evidence: list) -> int:
+        """How rare the stores that put the called function into the pointer are: the least rare
+        of them (0 when one is on a main line, or when the value was not stored by an assignment)."""
+        colds = [self.store_cold.get((s[2], s[3]), 0) for s in evidence if s[0] == "assign"]
+        return min(colds) if colds else 0
 
     def _values_edges(self, fid: str, slot: tuple, path: str, line: int, text: str, cond: str) -> int:
         vals = self.fl.values(slot)
@@ -124,6 +138,7 @@ class _Sites:
                 if fid is None or dead(c.cond):
                     continue
                 st["call_sites"] += 1
+                self.site = c
                 callee = c.callee
                 if c.wrapper:
                     pslot = self.fl.slot_of(callee, fi, c.caller, fid)
@@ -277,8 +292,8 @@ def _nodes(prog: Program, externals: set[str]) -> list[Node]:
 
 
 def _edges(found: dict[tuple, list]) -> list[Edge]:
-    return [Edge(src, dst, kind, path, line, text, tuple(tuple(s) for s in ev), cond, slot)
-            for (src, dst, kind, path, line), (text, ev, cond, slot) in sorted(found.items())]
+    return [Edge(src, dst, kind, path, line, text, tuple(tuple(s) for s in ev), cond, slot, *rest)
+            for (src, dst, kind, path, line), (text, ev, cond, slot, *rest) in sorted(found.items())]
 
 
 def _aliases(prog: Program) -> dict[str, list[str]]:

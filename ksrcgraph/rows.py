@@ -76,6 +76,10 @@ class Edge(NamedTuple):
     evidence: tuple
     cond: str
     slot: str | None
+    cold: int = 0  # how many enclosing branches of the call site are rare
+    store_cold: int = 0  # how many enclosing branches of the store that put dst into the pointer are rare
+    needs: tuple = ()  # (parameter index, name, truthy) of src the call site runs only under
+    lits: str = ""  # per argument of the call: "0" / "1" a false / true constant, "?" anything else
 
     @classmethod
     def of(cls, t: tuple) -> Edge:

@@ -3,8 +3,9 @@
 * ``facts_of(src, path)`` — extract facts from inline C (pycparser-style tests).
 * ``program_of({path: src})`` / ``graph_of({path: src})`` — link and resolve a few inline files.
 * ``minikernel`` — the call graph of fixtures/minikernel (net, include, fs).
-* ``kernel_graph(version, scope)`` — a real Debian kernel tree (linux-source-6.1 / 6.12). Missing
-  trees skip the test on a developer machine and fail it when KSRCGRAPH_REQUIRE_KERNELS=1 (CI).
+* ``kernel_graph(version, scope)`` — a real kernel tree of the version matrix (``MATRIX``): Debian's
+  linux-source-V, or a snapshot in ../shared/kernels for the versions Debian does not package.
+  Missing trees skip the test on a developer machine and fail it when KSRCGRAPH_REQUIRE_KERNELS=1 (CI).
 
 Every test session uses its own cache directory, unless KSRCGRAPH_TEST_CACHE names one (kernel
 indexes are then reused between sessions).
@@ -73,13 +74,35 @@ def minikernel():
     return pipeline.open_graph(None, str(FIXTURES / "minikernel"), ("net", "include", "fs"))
 
 
+# Kernel trees of the version matrix that Debian does not package: snapshots of net/, include/ and
+# fs/ beside the project (../shared/kernels, see its README). The others are Debian's linux-source-V.
+SHARED_KERNELS = Path(os.environ.get("KSRCGRAPH_SHARED_KERNELS", ROOT.parent / "shared" / "kernels"))
+SNAPSHOTS = {"2.6.32": "linux-2.6.32.9.tar.xz", "3.10": "linux-3.10.99.tar.xz", "4.9": "linux-4.9.229.tar.xz",
+             "5.4": "linux-5.4.214.tar.xz"}
+MATRIX = ["2.6.32", "3.10", "4.9", "5.4", "5.10", "6.1", "6.12", "7.2"]
+
+
+def kernel_source(version: str) -> str | None:
+    """The tarball to read for a matrix version (None: Debian's, found by version)."""
+    return str(SHARED_KERNELS / SNAPSHOTS[version]) if version in SNAPSHOTS else None
+
+
 def kernel_available(version: str) -> bool:
     from ksrcgraph import sources
 
+    if version in SNAPSHOTS:
+        return (SHARED_KERNELS / SNAPSHOTS[version]).is_file()
     return sources.system_tarball(version) is not None or any(v == version for v, _ in sources.available_versions())
 
 
+def _install_hint(version: str) -> str:
+    if version in SNAPSHOTS:
+        return f"{SHARED_KERNELS / SNAPSHOTS[version]} is missing"
+    return f"apt-get install linux-source-{version}"
+
+
 _KERNEL_GRAPHS: dict = {}
+_KEEP_GRAPHS = 4  # graphs held at once: the whole matrix would not fit in memory
 
 
 @pytest.fixture(scope="session")
@@ -89,11 +112,13 @@ def kernel_graph():
     def get(version: str, scope: tuple[str, ...] = ("net", "include")):
         if not kernel_available(version):
             if os.environ.get("KSRCGRAPH_REQUIRE_KERNELS"):
-                pytest.fail(f"kernel {version} sources are required (apt-get install linux-source-{version})")
-            pytest.skip(f"linux-source-{version} not installed")
+                pytest.fail(f"kernel {version} sources are required ({_install_hint(version)})")
+            pytest.skip(f"kernel {version} sources not found ({_install_hint(version)})")
         key = (version, scope)
         if key not in _KERNEL_GRAPHS:
-            _KERNEL_GRAPHS[key] = pipeline.open_graph(version, None, scope)
+            while len(_KERNEL_GRAPHS) >= _KEEP_GRAPHS:  # the oldest goes: a later test reopens it warm
+                del _KERNEL_GRAPHS[next(iter(_KERNEL_GRAPHS))]
+            _KERNEL_GRAPHS[key] = pipeline.open_graph(version, kernel_source(version), scope)
         return _KERNEL_GRAPHS[key]
 
     return get

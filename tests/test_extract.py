@@ -304,3 +304,16 @@ def test_definition_after_define_with_comments_in_its_body(facts_of):
                   "int f(void) { return g(); }\n")
     assert [f.name for f in ff.functions] == ["f"]
     assert [c.callee for c in calls_in(ff, "f")] == [("v", "g")]
+
+
+def test_callee_chosen_by_a_conditional_expression(facts_of):
+    # 3.10's ___sys_recvmsg: err = (nosec ? sock_recvmsg_nosec : sock_recvmsg)(sock, msg_sys, len, flags);
+    ff = facts_of("""
+int f(struct socket *sock, int nosec)
+{
+	return (nosec ? sock_recvmsg_nosec : sock_recvmsg)(sock, 0, 1, 2);
+}
+""")
+    named = sorted(c.callee[1] for c in ff.calls if c.callee[0] == "v")
+    assert named == ["sock_recvmsg", "sock_recvmsg_nosec"]
+    assert all(c.args == "sock, 0, 1, 2" for c in ff.calls)

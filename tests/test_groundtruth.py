@@ -70,9 +70,11 @@ def test_replay_confirms_the_executed_send_paths(executed, minikernel):
     # every send, once the neighbour's header is cached (neigh_hh_output), is a path the model confirms
     assert {"inet:dgram:udp", "inet:stream:tcp", "inet:dgram:icmp", "inet:raw:udp", "packet:raw",
             "write:inet:dgram:udp", "socketcall:inet:dgram:udp"} <= resolved
-    # the first packet goes through n->ops->output, a neighbour table the model does not cover
+    # the first packet goes through n->ops->output and the cached header's hh->hh_output: the
+    # neighbour layer, modelled from the family's (here the shared) neighbour ops
     first = [r for conf, names, r in results if "neigh_resolve_output" in names]
-    assert first and all(any(h.verdict == "unmodelled" for h in r.hops) for r in first)
+    assert first and all(r.resolves for r in first)
+    assert all(any(h.verdict == "confirmed" and h.slot == "neigh_ops.output" for h in r.hops) for r in first)
 
 
 def test_replay_confirms_the_executed_receive_path(executed, minikernel):

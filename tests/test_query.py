@@ -90,3 +90,48 @@ def test_receive_path_through_napi_packet_type_and_protocol_table(minikernel):
             "ip_protocol_deliver_rcu", "udp_rcv", "__udp4_lib_rcv", "udp_unicast_rcv_skb", "udp_queue_rcv_skb",
             "udp_queue_rcv_one_skb"]
     assert any(names(cg, p) == want for p in paths), [names(cg, p) for p in paths]
+
+
+RARE_BRANCHES = {"net/core/rare.c": """
+#define RTCF_MULTICAST 0x20000000
+#define unlikely(x) (x)
+struct skb { int flags; int (*output)(struct skb *); };
+int deliver(struct skb *skb) { return 0; }
+int mcast_deliver(struct skb *skb) { return deliver(skb); }
+int slowpath(struct skb *skb) { return deliver(skb); }
+int unicast(struct skb *skb) { return lookup(skb); }
+int lookup(struct skb *skb) { return deliver(skb); }
+int rcv(struct skb *skb)
+{
+	if (skb->flags & RTCF_MULTICAST)
+		return mcast_deliver(skb);
+	if (unlikely(skb->flags == 3))
+		return slowpath(skb);
+	return unicast(skb);
+}
+int out_main(struct skb *skb) { return deliver(skb); }
+int out_mc(struct skb *skb) { return deliver(skb); }
+void route(struct skb *skb, int flags)
+{
+	skb->output = out_main;
+	if (flags & RTCF_MULTICAST)
+		skb->output = out_mc;
+}
+int xmit(struct skb *skb) { return skb->output(skb); }
+"""}
+
+
+def test_rare_branches_rank_after_the_main_line(graph_of):
+    # the special cases (a flag test without else, an unlikely() branch) are one call shorter, but the
+    # main line, which goes on after them, is the first path
+    cg = graph_of(RARE_BRANCHES)
+    paths = query.find_paths(cg, cg.lookup("rcv"), cg.lookup("deliver"), k=3)
+    assert [names(cg, p) for p in paths][0] == ["rcv", "unicast", "lookup", "deliver"]
+    assert {tuple(names(cg, p)) for p in paths} == {("rcv", "unicast", "lookup", "deliver"),
+                                                    ("rcv", "mcast_deliver", "deliver"), ("rcv", "slowpath", "deliver")}
+    # a pointer stored under a flag test, over an earlier store: the earlier value is the main line
+    paths = query.find_paths(cg, cg.lookup("xmit"), cg.lookup("deliver"), k=2)
+    assert [names(cg, p) for p in paths] == [["xmit", "out_main", "deliver"], ["xmit", "out_mc", "deliver"]]
+    cold = {e.dst: e.cold for e in cg.all_edges() if e.src == "rcv"}
+    assert cold == {"mcast_deliver": 1, "slowpath": 1, "unicast": 0}
+    assert {e.dst: e.store_cold for e in cg.all_edges() if e.src == "xmit"} == {"out_main": 0, "out_mc": 1}

@@ -333,3 +333,35 @@ def test_sub_families_registered_under_a_protocol(graph_of):
     assert m.state(Config("bluetooth", "raw", "l2cap")).problem.startswith("bluetooth refuses type raw")
     assert m.state(Config("bluetooth", "raw", "sco")).problem == "no bluetooth protocol sco registered"
     assert m.state(Config("bluetooth", "raw")).problem == "bluetooth sockets need a protocol (hci, l2cap)"
+
+
+MODE_PARAM = {"net/socket.c": """
+struct sock { int x; };
+int deliver(struct sock *sk) { return 0; }
+int recv_nosec(struct sock *sk) { return deliver(sk); }
+int recv_sec(struct sock *sk) { return recv_nosec(sk); }
+static int do_recv(struct sock *sk, int nosec, struct sock *used)
+{
+	if (used && sk)
+		return recv_nosec(sk);
+	return (nosec ? recv_nosec : recv_sec)(sk);
+}
+int recvmsg(struct sock *sk) { return do_recv(sk, 0, NULL); }
+int recvmmsg(struct sock *sk) { return do_recv(sk, 1, sk); }
+"""}
+
+
+def test_a_branch_its_caller_turns_off_is_not_taken(graph_of):
+    from ksrcgraph.refstack.replay import branch_not_taken
+
+    cg = graph_of(MODE_PARAM)
+
+    def hop(a, b):
+        return cg.edges_between(cg.lookup(a), cg.lookup(b))
+
+    # recvmsg passes nosec = 0 and used = NULL: neither shortcut to recv_nosec can run
+    assert branch_not_taken(hop("do_recv", "recv_nosec"), hop("recvmsg", "do_recv"), "do_recv")
+    assert branch_not_taken(hop("do_recv", "recv_sec"), hop("recvmsg", "do_recv"), "do_recv") is None
+    # recvmmsg passes nosec = 1: the shortcut can run there, the other branch cannot
+    assert branch_not_taken(hop("do_recv", "recv_nosec"), hop("recvmmsg", "do_recv"), "do_recv") is None
+    assert branch_not_taken(hop("do_recv", "recv_sec"), hop("recvmmsg", "do_recv"), "do_recv")

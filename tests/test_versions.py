@@ -1,5 +1,6 @@
-"""Kernel versions: diff's change classes on fixture pairs, git tags read without a checkout,
-kernel.org downloads (from a local HTTP server), cache info and prune."""
+"""Kernel versions: diff's change classes on fixture pairs, diff per socket configuration (what is
+a change of the path for a socket, what is only a note) on copies of the minikernel, git tags read
+without a checkout, kernel.org downloads (from a local HTTP server), cache info and prune."""
 
 import hashlib
 import http.server
@@ -16,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from ksrcgraph import diff, pipeline, sources
-from ksrcgraph.cli.queries import PathQuery, compare_paths
+from ksrcgraph.cli.queries import Best, PathQuery, compare_given, compare_paths
 from ksrcgraph.errors import SourceError
+
+from conftest import FIXTURES
 
 # A tiny two-file "kernel" in the shape of the send path; each test edits one thing in version B.
 BASE = {
@@ -158,7 +161,8 @@ def test_diff_command_exit_status_and_formats(tmp_path):
     r = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--format", "json")
     assert r.returncode == 3
     doc = json.loads(r.stdout)
-    assert doc["changed"] and doc["changes"][0]["class"] == "signature changed"
+    assert doc["changed"] and [x["socket"] for x in doc["sockets"]] == [None]  # no socket model in this tree
+    assert doc["sockets"][0]["changes"][0]["class"] == "signature changed"
     md = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--format", "markdown")
     assert md.returncode == 3 and "| signature changed | `xmit_one` |" in md.stdout
     g = run("diff", "--graph", "--from", a, "--to", b, "--format", "json")
@@ -166,6 +170,172 @@ def test_diff_command_exit_status_and_formats(tmp_path):
     assert json.loads(g.stdout)["functions"]["signature_changed"][0]["id"] == "xmit_one"
     bad = run("diff", "sendto", "dev_queue_xmit", "--from", "nonsense!", "--to", b)
     assert bad.returncode == 2 and bad.stderr.startswith("Error: 'nonsense!' is neither a kernel version")
+
+
+# -- per socket configuration, on copies of fixtures/minikernel (a socket model: inet, unix, packet) --------
+UDP = "inet:dgram:udp"
+
+
+def mini(tmp_path: Path, name: str, edits: dict | None = None) -> str:
+    """A copy of the minikernel; edits: path -> new text, None (delete) or a function of the old text."""
+    root = tmp_path / name
+    shutil.copytree(FIXTURES / "minikernel", root)
+    for rel, edit in (edits or {}).items():
+        p = root / rel
+        if edit is None:
+            p.unlink()
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(edit(p.read_text()) if callable(edit) else edit)
+    return str(root)
+
+
+def replacing(old: str, new: str):
+    def edit(text: str) -> str:
+        assert old in text, old
+        return text.replace(old, new)
+    return edit
+
+
+# ip_mc_output: a second function the route code stores in dst->output, alike in name to ip_output
+MC_OUTPUT = """
+int ip_mc_output(struct sock *sk, struct sk_buff *skb)
+{
+	skb->dev = skb_dst(skb)->dev;
+	return NF_HOOK_COND(NFPROTO_IPV4, NF_INET_POST_ROUTING, sk, skb, ip_finish_output, 1);
+}
+"""
+MC = {
+    "net/ipv4/route.c": replacing("\trt->dst.output = ip_output;\n",
+                                  "\trt->dst.output = ip_output;\n\tif (dev->mc)\n\t\trt->dst.output = ip_mc_output;\n"),
+    "net/ipv4/ip_output.c": lambda t: t + MC_OUTPUT,
+    "include/net/dst.h": replacing("int ip_output(struct sock *sk, struct sk_buff *skb);\n",
+                                   "int ip_output(struct sock *sk, struct sk_buff *skb);\n"
+                                   "int ip_mc_output(struct sock *sk, struct sk_buff *skb);\n"),
+}
+
+
+def graphs(tmp_path, edits_b, edits_a=None):
+    a = pipeline.open_graph(None, mini(tmp_path, "a", edits_a), ("net", "include"))
+    b = pipeline.open_graph(None, mini(tmp_path, "b", edits_b), ("net", "include"))
+    return a, b
+
+
+def udp_paths(cg, k):
+    from ksrcgraph.refstack.socket_paths import socket_paths
+
+    return socket_paths(cg, cg.lookup("sendto"), cg.lookup("dev_queue_xmit"), k=k, socket=UDP).paths
+
+
+def test_another_member_of_a_pointer_set_is_no_rename(tmp_path):
+    # A's path goes dst_output -> ip_output, B's dst_output -> ip_mc_output: both functions exist in
+    # both versions, and a UDP socket can take either route in either
+    a, b = graphs(tmp_path, MC, MC)
+    pa = udp_paths(a, 1)[0]
+    pb = next(p for p in udp_paths(b, 2) if "ip_mc_output" in p.nodes)
+    assert "ip_output" in pa.nodes and "ip_output" not in pb.nodes
+    d = compare_given(a, b, Best(pa), Best(pb), UDP)
+    assert d.changes == [] and not d.changed
+    assert [(c.kind, c.function) for c in d.notes] == [("another route", "ip_mc_output")]
+    assert d.notes[0].detail.startswith("dst_output → ip_output → ip_finish_output  /  "
+                                        "dst_output → ip_mc_output → ip_finish_output: both versions (for inet:dgram:udp)")
+    # without the reference stack's replays: no note, and still no rename (ip_output is not gone)
+    bare = diff.diff_paths(a, b, pa, pb)
+    assert sorted((c.kind, c.function) for c in bare.changes) == [("added", "ip_mc_output"), ("removed", "ip_output")]
+    # ip_mc_output now goes on through a new function: another member chosen (a note), and the calls
+    # A could not make are the change
+    mc_finish = MC_OUTPUT.replace("ip_finish_output, 1)", "ip_mc_finish, 1)") + \
+        "\nint ip_mc_finish(struct sock *sk, struct sk_buff *skb)\n{\n\treturn __ip_finish_output(sk, skb);\n}\n"
+    b2 = pipeline.open_graph(None, mini(tmp_path, "b2", {**MC, "net/ipv4/ip_output.c": lambda t: t + mc_finish}),
+                             ("net", "include"))
+    pb2 = next(p for p in udp_paths(b2, 2) if "ip_mc_output" in p.nodes)
+    d2 = compare_given(a, b2, Best(pa), Best(pb2), UDP)
+    assert [(c.kind, c.function) for c in d2.notes] == [("another member", "ip_mc_output")]
+    assert [(c.kind, c.function) for c in d2.changes] == [("added", "ip_mc_finish"), ("added", "__ip_finish_output")]
+    assert d2.changes[0].detail.startswith("the call ip_mc_output → ip_mc_finish is new (for inet:dgram:udp): "
+                                           "before, missing")
+
+
+def test_other_family_table_is_a_note_not_a_change(tmp_path):
+    # another family's proto_ops table lists inet_sendmsg too: the edge's evidence changes, the
+    # binding of a UDP socket (sock->ops = inet_dgram_ops) does not
+    inet6 = ("#include <linux/net.h>\n#include <net/inet_common.h>\n\n"
+             "const struct proto_ops inet6_dgram_ops = {\n\t.family = PF_INET6,\n\t.sendmsg = inet_sendmsg,\n};\n")
+    a = mini(tmp_path, "a")
+    b = mini(tmp_path, "b", {"net/ipv6/af_inet6.c": inet6})
+    r = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--socket", UDP, "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    sec, = json.loads(r.stdout)["sockets"]
+    assert sec["socket"] == UDP and sec["changes"] == [] and not sec["changed"]
+    note, = sec["notes"]
+    assert note["class"] == "other tables changed" and note["function"] == "inet_sendmsg"
+    assert note["detail"] == ("sock_sendmsg_nosec → inet_sendmsg: now also inet6_dgram_ops; the binding (for "
+                              "inet:dgram:udp) is unchanged (confirmed: sock->ops = inet_dgram_ops "
+                              "(net/ipv4/af_inet.c:73): .sendmsg = inet_sendmsg)")
+    text = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--socket", UDP)
+    assert text.returncode == 0 and "no change\nnotes (not changes of the path):\n  other tables changed" in text.stdout
+    bad = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--socket", "bogus:dgram")
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: unknown socket family 'bogus'")
+
+
+def test_other_function_stored_in_the_pointer_is_a_note(tmp_path):
+    # the route code may now also store ip_rt_bug in dst->output: the hop dst_output -> ip_output is
+    # still bound by the same store
+    bug = {"net/ipv4/route.c": replacing("\trt->dst.output = ip_output;\n", "\trt->dst.output = ip_output;\n"
+                                         "\tif (!dev)\n\t\trt->dst.output = ip_rt_bug;\n"),
+           "net/ipv4/ip_output.c": lambda t: t + "\nint ip_rt_bug(struct sock *sk, struct sk_buff *skb)\n{\n\treturn 0;\n}\n",
+           "include/net/dst.h": replacing("int ip_local_deliver(", "int ip_rt_bug(struct sock *sk, struct sk_buff *skb);\n"
+                                          "int ip_local_deliver(")}
+    r = run("diff", "sendto", "dev_queue_xmit", "--from", mini(tmp_path, "a"), "--to", mini(tmp_path, "b", bug),
+            "--socket", UDP)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("notes (not changes of the path):\n  other stores changed  dst_output → ip_output: the pointer may now also "
+            "hold ip_rt_bug; the binding (for inet:dgram:udp) is unchanged (confirmed: dst.output ∋ ip_output set by "
+            "rt->dst.output = ip_output (net/ipv4/route.c))\n") in r.stdout
+
+
+def test_binding_change_for_the_socket_is_a_change(tmp_path):
+    # UDP sockets now get inet_sockraw_ops: same function, same tables listing it, another binding
+    a = mini(tmp_path, "a")
+    b = mini(tmp_path, "b", {"net/ipv4/af_inet.c": replacing("\t\t.prot =\t\t&udp_prot,\n\t\t.ops =\t\t&inet_dgram_ops,",
+                                                             "\t\t.prot =\t\t&udp_prot,\n\t\t.ops =\t\t&inet_sockraw_ops,")})
+    r = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--socket", UDP, "--format", "markdown")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert ("| resolution changed | `inet_sendmsg` | sock_sendmsg_nosec → inet_sendmsg: confirmed: sock->ops = "
+            "inet_dgram_ops (net/ipv4/af_inet.c:73): .sendmsg = inet_sendmsg  →  confirmed: sock->ops = "
+            "inet_sockraw_ops (net/ipv4/af_inet.c:82): .sendmsg = inet_sendmsg |") in r.stdout
+    # a table moving down the file is no change
+    moved = mini(tmp_path, "moved", {"net/ipv4/af_inet.c": replacing("#define EPROTONOSUPPORT\t93\n",
+                                                                     "#define EPROTONOSUPPORT\t93\n\n\n\n")})
+    r = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", moved, "--socket", UDP)
+    assert r.returncode == 0 and "\nno change\n" in r.stdout, r.stdout
+
+
+def test_same_version_on_both_sides_is_empty(tmp_path):
+    a = mini(tmp_path, "a", MC)
+    for args in ([], ["--socket", UDP]):
+        r = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", a, "--format", "json", *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        assert not doc["changed"] and all(s["changes"] == [] and s["notes"] == [] for s in doc["sockets"])
+
+
+def test_without_socket_a_section_per_realising_configuration(tmp_path):
+    # A's first path is realised by packet:dgram and packet:raw; B has no AF_PACKET, its first path
+    # is inet:raw's
+    a = mini(tmp_path, "a")
+    b = mini(tmp_path, "b", {"net/packet/af_packet.c": None})
+    r = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--format", "json")
+    assert r.returncode == 3, r.stdout + r.stderr
+    secs = json.loads(r.stdout)["sockets"]
+    assert [s["socket"] for s in secs] == ["packet:dgram", "packet:raw", "inet:raw"]
+    assert [[c["class"] for c in s["changes"]] for s in secs] == [["path removed"], ["path removed"], []]
+    assert secs[0]["no_path_because"] == {"from": None, "to": "unknown socket family 'packet' in this kernel"}
+    assert secs[2]["paths"]["from"]["hops"][4]["function"] == "inet_sendmsg"
+    text = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b).stdout
+    assert "\n== socket packet:dgram\n" in text and "\n== socket inet:raw\n" in text
+    same = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", mini(tmp_path, "a2"))
+    assert same.returncode == 0 and same.stdout.count("no change") == 2  # packet:dgram, packet:raw
 
 
 # -- git ------------------------------------------------------------------------------------------

@@ -21,10 +21,9 @@ import typer
 from .. import __version__
 from ..errors import KsrcError, UsageError
 from .options import TreeOptions, tree_options, write
-from .queries import PathQuery, compare_paths, query_paths
+from .queries import PathQuery, compare_sockets, query_paths
 
 if TYPE_CHECKING:
-    from .. import diff as D
     from ..graph import CallGraph
 
 app = typer.Typer(
@@ -304,32 +303,31 @@ def diff(
     fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format (markdown for a pull-request "
                                             "comment).")] = DiffFormat.text,
 ) -> None:
-    """How the best path FROM -> TO changed between two kernels, hop by hop: hops added, removed,
-    renamed, moved (e.g. to a header inline), resolution, #if condition or signature changed.
-    Exit status: 0 when nothing changed, 3 when the path changed, 1 on error.
+    """How the best path FROM -> TO changed between two kernels, per socket configuration (--socket,
+    or each one realising the first path `path` shows in either version), hop by hop: hops added,
+    removed, renamed, moved (e.g. to a header inline), the socket's binding (resolution), #if
+    condition or signature changed; notes for what is not a change of the path (another route both
+    versions can take, other families' tables). Exit status: 0 when nothing changed, 3 when a path
+    changed, 1 on error.
 
     Example: ksrcgraph diff sendto dev_queue_xmit --from 6.1 --to 6.12 --socket inet:dgram:udp
     """
+    from ..report import changes
+
     if graph_:
         _diff_graphs(tree.open_spec(from_), tree.open_spec(to), fmt)
         return
     if src is None or dst is None:
         raise UsageError("diff needs FROM and TO functions (or --graph)",
                          "e.g. ksrcgraph diff sendto dev_queue_xmit --from 6.1 --to 6.12")
-    a, b = tree.open_spec(from_), tree.open_spec(to)
+    a = tree.open_spec(from_)
+    b = a if to == from_ else tree.open_spec(to)
     pq = PathQuery(src, dst, via=via or [], avoid=avoid or [], socket=socket, max_depth=max_depth)
-    _diff_paths(compare_paths(a, b, pq), pq, fmt)
-
-
-def _diff_paths(d: D.PathDiff, pq: PathQuery, fmt: DiffFormat) -> None:
-    from ..report import changes
-
-    q = {"from": pq.src, "to": pq.dst, "socket": pq.socket, "via": pq.via, "avoid": pq.avoid,
-         "max_depth": pq.max_depth}
-    render = {DiffFormat.json: changes.diff_json, DiffFormat.markdown: changes.diff_markdown}.get(fmt,
-                                                                                             changes.diff_text)
-    write(render(d, q))
-    if d.changed:
+    ds = compare_sockets(a, b, pq)
+    q = {"from": pq.src, "to": pq.dst, "socket": pq.socket, "via": pq.via, "avoid": pq.avoid, "max_depth": max_depth}
+    render = {DiffFormat.json: changes.diff_json, DiffFormat.markdown: changes.diff_markdown}.get(fmt, changes.diff_text)
+    write(render(ds, q))
+    if any(d.changed for d in ds):
         raise typer.Exit(3)
 
 

@@ -40,6 +40,12 @@ _BOUND_TABLES = {
 assert set(_BOUND_TABLES) | {"stores"} == set(states.BINDS), "refstack.states.BINDS and Model disagree"
 
 
+# How deep, in direct calls from the family's create function, the stores into a socket's pointers
+# are looked for: unix_create -> unix_create1 -> sock_init_data -> sock_init_data_uid sets
+# sk->sk_data_ready = sock_def_readable.
+CREATE_STORE_DEPTH = 4
+
+
 class Model:
     def __init__(self, cg) -> None:  # type: ignore[no-untyped-def]
         self.cg = cg
@@ -391,16 +397,20 @@ class Model:
         file, _, struct = what.partition(":")
         return sorted(n for n, t in self.tables.items() if t["file"] == file and t["struct"] == struct)
 
-    def stored(self, slot: str, c: Config, state: states.State) -> tuple[set[str], list[str]]:
+    def stored(self, slot: str, c: Config, state: states.State, family: str | None = None
+               ) -> tuple[set[str], list[str]]:
         """Functions stored into slot that a stores state takes for config c: by a statement with
-        the state's text, or by code under the family's directory (the refstack_families.tsv column
-        the state names)."""
+        the state's text, or by code under a family's directory (the refstack_families.tsv column
+        the state names) — the family given (the one whose code the path ran last), else the
+        socket's."""
         recs = self.stores.get(slot, [])
         if state.how == "stores_text":
             keep = [r for r in recs if state.value in r.text]
         else:
-            route = self.fam_data.get(c.family, {}).get(state.value)
-            keep = [r for r in recs if route and r.file.startswith(route)]
+            route = self.fam_data.get(family or c.family, {}).get(state.value)
+            shared = state.how == "family_or_shared"
+            keep = [r for r in recs if route and r.file.startswith(route)
+                    or shared and self.code_family([r.file]) is None]
         return {r.function for r in keep}, [f"{r.text} ({r.file}:{r.line})" for r in keep]
 
     # -- bindings ----------------------------------------------------------------------------------
@@ -415,7 +425,7 @@ class Model:
     def created_with(self, st: SocketState, slot: str) -> Binding | None:
         """A pointer the family's create path sets (po->xmit = dev_queue_xmit in packet_create,
         sk->sk_data_ready = sock_def_readable in sock_init_data), for this socket type."""
-        path = self.create_path(st.config.family, protocol=st.config.protocol)
+        path = self.create_path(st.config.family, depth=CREATE_STORE_DEPTH, protocol=st.config.protocol)
         order = {f: d for d, f in path}
         recs = [r for r in self.fn_stores if r.slot == slot and r.fn in order]
         if not recs:
@@ -425,14 +435,34 @@ class Model:
         return Binding("create", fns, where, slot.partition(".")[2],
                        note=f"set while creating a {st.config} socket")
 
-    def binding(self, st: SocketState, slot: str) -> Binding | None:
-        """Which functions a pointer of this slot can hold for this socket; None when unmodelled."""
-        key = (st.config, slot)
+    def binding(self, st: SocketState, slot: str, family: str | None = None) -> Binding | None:
+        """Which functions a pointer of this slot can hold for this socket; None when unmodelled.
+        family: the family whose code the path ran last (see code_family), for the state kept per
+        family."""
+        key = (st.config, slot, family)
         if key not in self._bindings:
-            self._bindings[key] = self._binding(st, slot)
+            self._bindings[key] = self._binding(st, slot, family)
         return self._bindings[key]
 
-    def _binding(self, st: SocketState, slot: str) -> Binding | None:
+    def code_family(self, files: list[str | None]) -> str | None:
+        """The family whose directory (refstack_families.tsv's route_dir) holds the last of these
+        files that lies in one: an object a path uses was set up by that family's code (a UDP send on
+        an IPv6 socket to an IPv4-mapped address routes with IPv4's code, and gets IPv4's dst)."""
+        dirs = self._family_dirs
+        for f in reversed(files):
+            for family, d in dirs:
+                if f and f.startswith(d):
+                    return family
+        return None
+
+    @cached_property
+    def _family_dirs(self) -> list[tuple[str, str]]:
+        column = next((s.value for s in self.states.values() if s.how in ("per_family", "family_or_shared")
+                       and s.binds == "stores"), None)
+        return sorted(((f, row[column]) for f, row in self.fam_data.items() if column and row.get(column)),
+                      key=lambda x: -len(x[1]))
+
+    def _binding(self, st: SocketState, slot: str, family: str | None = None) -> Binding | None:
         if not st.ok:
             return None
         rule = self.rule_for(slot)
@@ -441,7 +471,7 @@ class Model:
         key, fld = rule
         state = self.states[key]
         if state.binds == "stores":
-            fns, where = self.stored(slot, st.config, state)
+            fns, where = self.stored(slot, st.config, state, None if state.how == "stores_text" else family)
             return Binding(key, fns, where, fld)
         tables = _BOUND_TABLES[state.binds](self, st)
         fns = {f for t in tables for f in self.fns(t, fld)}

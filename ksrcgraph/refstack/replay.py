@@ -54,9 +54,11 @@ class Replay:
                          for h in self.hops]}
 
 
-def judge(model: Model, config: Config, edges: list[Edge], callee: str, before: str | None = None) -> HopVerdict:
+def judge(model: Model, config: Config, edges: list[Edge], callee: str, before: str | None = None,
+          family: str | None = None) -> HopVerdict:
     """The verdict for one hop, given the edges between its two functions (and the function the
-    path came from before the caller, for a call through a parameter)."""
+    path came from before the caller, for a call through a parameter; and the family whose code the
+    path ran last, see Model.code_family)."""
     if not edges:
         return HopVerdict("missing", "no call between these functions in this kernel")
     if any(e.kind in DIRECT_KINDS for e in edges):
@@ -74,7 +76,7 @@ def judge(model: Model, config: Config, edges: list[Edge], callee: str, before: 
     slotted = [e for e in edges if e.slot and "." in e.slot and not e.slot.startswith("?.") and not e.through_param]
     verdicts = []
     for e in slotted:
-        b = model.binding(st, e.slot)
+        b = model.binding(st, e.slot, family)
         if b is None:
             continue
         how = model.describe(b, st, callee)
@@ -92,10 +94,38 @@ def judge(model: Model, config: Config, edges: list[Edge], callee: str, before: 
 def replay(cg: CallGraph, model: Model, nodes: list[str], config: Config,
            hops: list[list[Edge]] | None = None) -> Replay:
     r = Replay(str(config))
+    files = [cg.location(n)[0] for n in nodes]
+    before: list[Edge] = []
     for i, (a, b) in enumerate(zip(nodes, nodes[1:])):
         edges = hops[i] if hops is not None else cg.edges_between(a, b)
-        r.hops.append(judge(model, config, edges, b, nodes[i - 1] if i > 0 else None))
+        why = branch_not_taken(edges, before, cg.name(a)) if before else None
+        r.hops.append(HopVerdict("contradicted", why) if why else
+                      judge(model, config, edges, b, nodes[i - 1] if i > 0 else None, model.code_family(files[: i + 1])))
+        before = edges
     return r
+
+
+def branch_not_taken(edges: list[Edge], before: list[Edge], fn: str) -> str | None:
+    """Why none of these calls (out of fn) can run on this path: each sits in a branch that needs a
+    parameter of fn set (or unset), and every call into fn on the path's previous hop passes the
+    opposite constant there (``___sys_recvmsg(..., nosec = 0)`` never calls ``sock_recvmsg_nosec``
+    under ``nosec ?``). None when one of them can."""
+    why = None
+    for e in edges:
+        why = next((_opposite(k, name, truthy, before, fn) for k, name, truthy in e.needs
+                    if _opposite(k, name, truthy, before, fn)), None)
+        if why is None:
+            return None
+    return why
+
+
+def _opposite(k: int, name: str, truthy: bool, before: list[Edge], fn: str) -> str | None:
+    want = "0" if truthy else "1"
+    lits = [e.lits[k] if k < len(e.lits) else "?" for e in before]
+    if lits and all(x == want for x in lits):
+        return (f"the call sits under {'' if truthy else '!'}{name}, and the caller passes {fn}'s "
+                f"{name} = {'0' if truthy else 'a non-zero constant'}")
+    return None
 
 
 def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, tuple[str, ...]]]:

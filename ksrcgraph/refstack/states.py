@@ -28,7 +28,7 @@ BINDS: dict[str, frozenset[str]] = {
     "protocol": frozenset({"per_family"}),
     "ptype": frozenset({"registered_by"}),
     "file": frozenset({"tables_in"}),
-    "stores": frozenset({"stores_text", "per_family"}),
+    "stores": frozenset({"stores_text", "per_family", "family_or_shared"}),
 }
 MANY = frozenset({"stores"})  # kinds of state that several keys may have
 

@@ -305,14 +305,20 @@ class _Collector:
 def _stores(fl: Flows) -> dict[str, list[tuple]]:
     """For each rule slot (dst->output, napi->poll, ...), the functions stored there, and where."""
     stores: dict[str, list] = defaultdict(list)
+    kinds = states.table()
     for rule in states.rules():
-        if rule.field == "*":
+        if rule.field != "*":
+            fields = [rule.field]
+        elif kinds[rule.state].binds == "stores":  # every field of the struct: neigh->ops->X
+            fields = sorted(fl.p.structs.get(rule.struct, {}))
+        else:
             continue
-        for target, ev in sorted(fl.values(("F", rule.struct, rule.field)).items()):
-            for step in ev:
-                what, text, file, line = step[:4]
-                if what in ("assign", "ops") and file:
-                    stores[f"{rule.struct}.{rule.field}"].append((target, what, text, file, line))
+        for fld in fields:
+            for target, ev in sorted(fl.values(("F", rule.struct, fld)).items()):
+                for step in ev:
+                    what, text, file, line = step[:4]
+                    if what in ("assign", "ops") and file:
+                        stores[f"{rule.struct}.{fld}"].append((target, what, text, file, line))
     return dict(stores)
 
 

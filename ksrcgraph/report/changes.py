@@ -1,7 +1,8 @@
 """What ``ksrcgraph diff`` found, as text, JSON and Markdown (for a pull-request comment).
 
-In: a ``diff.PathDiff`` (the two best paths, their changes, A's path replayed on B) with the query
-document, or the whole-graph summary of ``diff.graph_diff``. Out: strings.
+In: the ``diff.PathDiff`` of each socket configuration compared (the two best paths, their changes
+and notes, each path replayed on the other version) with the query document, or the whole-graph
+summary of ``diff.graph_diff``. Out: strings: a section per configuration.
 """
 
 from __future__ import annotations
@@ -28,21 +29,28 @@ def survival_doc(s: Survival | None) -> dict | None:
     return {"exists": s.exists, "resolves": s.resolves, "breaks_at": s.breaks_at, "socket": s.socket}
 
 
-def diff_doc(d: PathDiff, query: dict) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "from": kernel_doc(d.a), "to": kernel_doc(d.b), "query": query,
-            "changed": d.changed, "changes": [change_doc(c) for c in d.changes],
+def section_doc(d: PathDiff) -> dict:
+    """One socket configuration's comparison."""
+    return {"socket": d.socket, "changed": d.changed, "changes": [change_doc(c) for c in d.changes],
+            "notes": [change_doc(c) for c in d.notes],
             "paths": {"from": path_doc(d.a, 1, d.path_a) if d.path_a else None,
                       "to": path_doc(d.b, 1, d.path_b) if d.path_b else None},
-            "from_path_on_to": survival_doc(d.a_in_b)}
+            "no_path_because": {"from": d.seen.why_none[0] or None, "to": d.seen.why_none[1] or None},
+            "from_path_on_to": survival_doc(d.a_in_b), "to_path_on_from": survival_doc(d.seen.b_in_a)}
 
 
-def diff_json(d: PathDiff, query: dict) -> str:
-    return dumps(diff_doc(d, query))
+def diff_doc(ds: list[PathDiff], query: dict) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "from": kernel_doc(ds[0].a), "to": kernel_doc(ds[0].b), "query": query,
+            "changed": any(d.changed for d in ds), "sockets": [section_doc(d) for d in ds]}
+
+
+def diff_json(ds: list[PathDiff], query: dict) -> str:
+    return dumps(diff_doc(ds, query))
 
 
 # -- text ------------------------------------------------------------------------------------------------
-def _chain(cg: CallGraph, p: Path | None) -> str:
-    return " → ".join(cg.name(n) for n in p.nodes) if p else "(no path)"
+def _chain(cg: CallGraph, p: Path | None, why: str = "") -> str:
+    return " → ".join(cg.name(n) for n in p.nodes) if p else f"(no path{': ' + why if why else ''})"
 
 
 def _survival_line(d: PathDiff, s: Survival) -> str:
@@ -57,19 +65,32 @@ def _survival_line(d: PathDiff, s: Survival) -> str:
     return f"  the {a} path exists in {b} but does not resolve for {s.socket}"
 
 
-def diff_text(d: PathDiff, query: dict) -> str:
-    sock = f", socket {query['socket']}" if query.get("socket") else ""
+def _listed(title: str, cs: list[Change]) -> list[str]:
+    w = max(len(c.kind) for c in cs)
+    return [title, *(f"  {c.kind.ljust(w)}  {c.detail}" for c in cs)]
+
+
+def _section_text(d: PathDiff) -> list[str]:
     a, b = kernel_label(d.a), kernel_label(d.b)
-    lines = [f"{query['from']} → {query['to']}: {a} → {b}{sock}", f"  {a}: {_chain(d.a, d.path_a)}",
-             f"  {b}: {_chain(d.b, d.path_b)}"]
+    lines = [f"== socket {d.socket}"] if d.socket else []
+    lines += [f"  {a}: {_chain(d.a, d.path_a, d.seen.why_none[0])}", f"  {b}: {_chain(d.b, d.path_b, d.seen.why_none[1])}"]
     if d.a_in_b is not None:
         lines.append(_survival_line(d, d.a_in_b))
-    if not d.changes:
-        lines.append("no change")
-    else:
-        lines.append(f"{len(d.changes)} change{'s' if len(d.changes) != 1 else ''}:")
-        w = max(len(c.kind) for c in d.changes)
-        lines.extend(f"  {c.kind.ljust(w)}  {c.detail}" for c in d.changes)
+    n = len(d.changes)
+    lines += _listed(f"{n} change{'s' if n != 1 else ''}:", d.changes) if d.changes else ["no change"]
+    if d.notes:
+        lines += _listed("notes (not changes of the path):", d.notes)
+    return lines
+
+
+def diff_text(ds: list[PathDiff], query: dict) -> str:
+    a, b = kernel_label(ds[0].a), kernel_label(ds[0].b)
+    lines = [f"{query['from']} → {query['to']}: {a} → {b}"]
+    if len(ds) > 1:
+        lines.append(f"compared for {len(ds)} socket configurations (those realising the first path in either "
+                     f"version): {', '.join(str(d.socket) for d in ds)}")
+    for d in ds:
+        lines += ["", *_section_text(d)] if len(ds) > 1 or d.socket else _section_text(d)
     return "\n".join(lines) + "\n"
 
 
@@ -78,11 +99,11 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def diff_markdown(d: PathDiff, query: dict) -> str:
-    sock = f" (socket `{query['socket']}`)" if query.get("socket") else ""
+def _section_markdown(d: PathDiff) -> list[str]:
     a, b = kernel_label(d.a), kernel_label(d.b)
-    lines = [f"### `{query['from']}` → `{query['to']}`: {a} → {b}{sock}", "",
-             f"- **{a}**: `{_chain(d.a, d.path_a)}`", f"- **{b}**: `{_chain(d.b, d.path_b)}`"]
+    lines = [f"#### socket `{d.socket}`", ""] if d.socket else []
+    lines += [f"- **{a}**: `{_chain(d.a, d.path_a, d.seen.why_none[0])}`",
+              f"- **{b}**: `{_chain(d.b, d.path_b, d.seen.why_none[1])}`"]
     if d.a_in_b is not None and d.a_in_b.breaks_at:
         x = d.a_in_b.breaks_at
         lines.append(f"- the {a} path breaks in {b} at hop {x['hop']}: `{x['from']}` → `{x['to']}` — "
@@ -93,7 +114,18 @@ def diff_markdown(d: PathDiff, query: dict) -> str:
     else:
         lines += ["| change | function | detail |", "|---|---|---|"]
         lines.extend(f"| {c.kind} | `{c.function}` | {_md(c.detail)} |" for c in d.changes)
-    return "\n".join(lines) + "\n"
+    if d.notes:
+        lines += ["", "Notes (not changes of the path):", ""]
+        lines.extend(f"- {c.kind}: `{c.function}` — {_md(c.detail)}" for c in d.notes)
+    return lines
+
+
+def diff_markdown(ds: list[PathDiff], query: dict) -> str:
+    a, b = kernel_label(ds[0].a), kernel_label(ds[0].b)
+    lines = [f"### `{query['from']}` → `{query['to']}`: {a} → {b}", ""]
+    for d in ds:
+        lines += [*_section_markdown(d), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 # -- whole graph -----------------------------------------------------------------------------------------
