@@ -129,7 +129,7 @@ class _CallSite:
         self.cold = ctx.cold_at(args.start_byte)
         params = [name for name, _type in ctx.functions[fn].params]
         self.needs = _needs(ctx.guards_around(args.start_byte), params)
-        self.lits = _literals(ctx, [a for a in args.named_children if a.type != "comment"])
+        self.lits = _literals(ctx, [a for a in args.named_children if a.type != "comment"], params)
 
     def call(self, callee: tuple, text: str, args: str, candidates: tuple = (), wrapper: str | None = None,
              guard: tuple | None = None, needs: tuple = ()) -> Call:
@@ -142,8 +142,9 @@ class _CallSite:
 _FALSE = frozenset(("0", "NULL", "false"))
 
 
-def _literals(ctx: FileContext, args: list[Node]) -> str:
-    """Per argument: "0" a false constant, "1" a true one (a non-zero number, true), "?" other."""
+def _literals(ctx: FileContext, args: list[Node], params: list[str]) -> tuple:
+    """Per argument: "0" a false constant, "1" a true one (a non-zero number, true), "p<i>" the
+    caller's parameter i passed on as it is, "?" anything else (trailing "?"s dropped)."""
     out = []
     for a in args:
         t = ctx.text(a).strip()
@@ -151,9 +152,13 @@ def _literals(ctx: FileContext, args: list[Node]) -> str:
             out.append("0")
         elif t == "true" or a.type == "number_literal":
             out.append("1")
+        elif a.type == "identifier" and t in params:
+            out.append(f"p{params.index(t)}")
         else:
             out.append("?")
-    return "".join(out).rstrip("?")
+    while out and out[-1] == "?":
+        out.pop()
+    return tuple(out)
 
 
 def _param_test(text: str, params: list[str]) -> tuple | None:

@@ -61,7 +61,8 @@ class Call(NamedTuple):
     guard: tuple | None  # innermost guard (see Assign), kept for calls listed in data/guarded_calls.tsv
     cold: int = 0  # how many enclosing branches are marked rare (see extract_calls.branch_coldness)
     needs: tuple = ()  # (parameter index, name, truthy): the call runs only when that parameter is so
-    lits: str = ""  # per argument: "0" a false constant (0, NULL, false), "1" a true one, "?" anything else
+    lits: tuple = ()  # per argument: "0" a false constant (0, NULL, false), "1" a true one, "p<i>" the
+    # caller's parameter i passed on as it is, "?" anything else
 
 
 class Local(NamedTuple):

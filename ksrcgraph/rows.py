@@ -79,7 +79,7 @@ class Edge(NamedTuple):
     cold: int = 0  # how many enclosing branches of the call site are rare
     store_cold: int = 0  # how many enclosing branches of the store that put dst into the pointer are rare
     needs: tuple = ()  # (parameter index, name, truthy) of src the call site runs only under
-    lits: str = ""  # per argument of the call: "0" / "1" a false / true constant, "?" anything else
+    lits: tuple = ()  # per argument of the call: "0" / "1" a false / true constant, "p<i>" src's parameter i
 
     @classmethod
     def of(cls, t: tuple) -> Edge:

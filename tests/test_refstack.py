@@ -348,6 +348,8 @@ static int do_recv(struct sock *sk, int nosec, struct sock *used)
 }
 int recvmsg(struct sock *sk) { return do_recv(sk, 0, NULL); }
 int recvmmsg(struct sock *sk) { return do_recv(sk, 1, sk); }
+int recv_any(struct sock *sk, int nosec) { return do_recv(sk, nosec, NULL); }
+int sys_recv(struct sock *sk) { return recv_any(sk, 0); }
 """}
 
 
@@ -360,8 +362,31 @@ def test_a_branch_its_caller_turns_off_is_not_taken(graph_of):
         return cg.edges_between(cg.lookup(a), cg.lookup(b))
 
     # recvmsg passes nosec = 0 and used = NULL: neither shortcut to recv_nosec can run
-    assert branch_not_taken(hop("do_recv", "recv_nosec"), hop("recvmsg", "do_recv"), "do_recv")
-    assert branch_not_taken(hop("do_recv", "recv_sec"), hop("recvmsg", "do_recv"), "do_recv") is None
+    assert branch_not_taken(hop("do_recv", "recv_nosec"), [hop("recvmsg", "do_recv")], "do_recv")
+    assert branch_not_taken(hop("do_recv", "recv_sec"), [hop("recvmsg", "do_recv")], "do_recv") is None
     # recvmmsg passes nosec = 1: the shortcut can run there, the other branch cannot
-    assert branch_not_taken(hop("do_recv", "recv_nosec"), hop("recvmmsg", "do_recv"), "do_recv") is None
-    assert branch_not_taken(hop("do_recv", "recv_sec"), hop("recvmmsg", "do_recv"), "do_recv")
+    assert branch_not_taken(hop("do_recv", "recv_nosec"), [hop("recvmmsg", "do_recv")], "do_recv") is None
+    assert branch_not_taken(hop("do_recv", "recv_sec"), [hop("recvmmsg", "do_recv")], "do_recv")
+    # through a function that passes its own parameter on: sys_recv(…, 0) -> recv_any(…, nosec) -> do_recv
+    assert branch_not_taken(hop("do_recv", "recv_nosec"), [hop("recv_any", "do_recv"), hop("sys_recv", "recv_any")],
+                            "do_recv")
+    assert branch_not_taken(hop("do_recv", "recv_nosec"), [hop("recv_any", "do_recv")], "do_recv") is None
+
+
+def test_realised_paths_are_shown_first_and_grouped():
+    from ksrcgraph.query import Path
+    from ksrcgraph.refstack.socket_paths import _Found, _show_order
+
+    udp, tcp = Config("inet", "dgram", "udp"), Config("inet", "stream", "tcp")
+    found = _Found()
+    found.add(Path(["a", "x", "b"], 3.0), [])  # the cheapest path: no configuration realises it
+    found.add(Path(["a", "u", "b"], 5.0), [udp])
+    found.add(Path(["a", "t", "b"], 6.0), [tcp])
+    found.add(Path(["a", "u", "v", "b"], 7.0), [udp])
+    shown = [p.nodes[1:-1] for p, _cs in _show_order(found, unrealised=False)]
+    assert shown == [["u"], ["u", "v"], ["t"]]  # the udp group (cheapest first), then tcp; no unrealised
+    shown = [p.nodes[1:-1] for p, _cs in _show_order(found, unrealised=True)]
+    assert shown == [["u"], ["u", "v"], ["t"], ["x"]]  # asked for: after every realised one
+    only = _Found()
+    only.add(Path(["a", "x", "b"], 3.0), [])
+    assert [p.nodes for p, _cs in _show_order(only, unrealised=False)] == [["a", "x", "b"]]  # nothing resolves

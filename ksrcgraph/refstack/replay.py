@@ -95,37 +95,45 @@ def replay(cg: CallGraph, model: Model, nodes: list[str], config: Config,
            hops: list[list[Edge]] | None = None) -> Replay:
     r = Replay(str(config))
     files = [cg.location(n)[0] for n in nodes]
-    before: list[Edge] = []
+    earlier: list[list[Edge]] = []  # the path's hops so far, last first
     for i, (a, b) in enumerate(zip(nodes, nodes[1:])):
         edges = hops[i] if hops is not None else cg.edges_between(a, b)
-        why = branch_not_taken(edges, before, cg.name(a)) if before else None
+        why = branch_not_taken(edges, earlier, cg.name(a)) if earlier else None
         r.hops.append(HopVerdict("contradicted", why) if why else
                       judge(model, config, edges, b, nodes[i - 1] if i > 0 else None, model.code_family(files[: i + 1])))
-        before = edges
+        earlier.insert(0, edges)
     return r
 
 
-def branch_not_taken(edges: list[Edge], before: list[Edge], fn: str) -> str | None:
+def branch_not_taken(edges: list[Edge], earlier: list[list[Edge]], fn: str) -> str | None:
     """Why none of these calls (out of fn) can run on this path: each sits in a branch that needs a
-    parameter of fn set (or unset), and every call into fn on the path's previous hop passes the
-    opposite constant there (``___sys_recvmsg(..., nosec = 0)`` never calls ``sock_recvmsg_nosec``
-    under ``nosec ?``). None when one of them can."""
+    parameter of fn set (or unset), and the path's earlier calls pass fn the opposite constant there
+    (directly, or through parameters passed on as they are: ``__sys_recvmsg`` passes 0 to
+    ``___sys_recvmsg``'s nosec, which never calls ``sock_recvmsg_nosec`` under ``nosec ?``).
+    earlier: the edges of the path's previous hops, the one into fn first. None when one of the
+    calls can run."""
     why = None
     for e in edges:
-        why = next((_opposite(k, name, truthy, before, fn) for k, name, truthy in e.needs
-                    if _opposite(k, name, truthy, before, fn)), None)
+        why = next((w for k, name, truthy in e.needs if (w := _opposite(k, name, truthy, earlier, fn))), None)
         if why is None:
             return None
     return why
 
 
-def _opposite(k: int, name: str, truthy: bool, before: list[Edge], fn: str) -> str | None:
-    want = "0" if truthy else "1"
-    lits = [e.lits[k] if k < len(e.lits) else "?" for e in before]
-    if lits and all(x == want for x in lits):
-        return (f"the call sits under {'' if truthy else '!'}{name}, and the caller passes {fn}'s "
-                f"{name} = {'0' if truthy else 'a non-zero constant'}")
-    return None
+def _passed(k: int, earlier: list[list[Edge]]) -> str:
+    """The constant ("0", "1") the path passes as parameter k of the function it has reached, or "?"."""
+    got = {e.lits[k] if k < len(e.lits) else "?" for e in earlier[0]} if earlier and earlier[0] else {"?"}
+    if len(got) != 1:
+        return "?"
+    x = got.pop()
+    return _passed(int(x[1:]), earlier[1:]) if x.startswith("p") else x
+
+
+def _opposite(k: int, name: str, truthy: bool, earlier: list[list[Edge]], fn: str) -> str | None:
+    if _passed(k, earlier) != ("0" if truthy else "1"):
+        return None
+    return (f"the call sits under {'' if truthy else '!'}{name}, and the path passes {fn}'s {name} = "
+            f"{'0' if truthy else 'a non-zero constant'}")
 
 
 def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, tuple[str, ...]]]:
