@@ -10,7 +10,8 @@ by ``ksrcgraph/data``:
 * function-defining macros (``SYSCALL_DEFINE3(socket, int, family, ...)``) become the C function head
   they expand to (``long sys_socket(int family, ...)``), padded with spaces;
 * statement-like macros (``list_for_each_entry(pos, head, member) { ... }``) become ``while``, so their
-  body stays inside the loop and no call in it is lost;
+  body stays inside the loop and no call in it is lost (an argument that is a statement, such as
+  the fail action of ``scoped_cond_guard``, becomes ``0``);
 * declaration-making macro invocations standing alone at the top level, without a semicolon
   (``DEV_CORE_STATS_INC(rx_dropped)``, ``BTF_ID(func, f)``, ``module_init(f)``), are replaced by spaces:
   their expansion is not visible here, and left in place they glue themselves to the next definition,
@@ -258,6 +259,27 @@ def _rewrite_macro(buf: bytearray, snapshot: bytes, name: str, start: int, open_
         j += 1
     if j < len(snapshot) and snapshot[j] not in b";,)=?:|&+-*/.<>[]":
         buf[start : start + n] = b"while" + b" " * (n - 5)
+        if not snapshot[open_pos + 1 : close].strip() and close + 1 - start >= 9:  # scoped_with_kernel_creds()
+            buf[start : close + 1] = b"while (1)".ljust(close + 1 - start)
+        _zero_statement_argument(buf, snapshot, name, open_pos, close)
+
+
+def _zero_statement_argument(buf: bytearray, snapshot: bytes, name: str, open_pos: int, close: int) -> None:
+    """``scoped_cond_guard(mutex_intr, return -EINTR, &m) { ... }``: the fail argument is a statement,
+    which cannot stand in the head of the ``while`` the macro became; it is made ``0`` padded with
+    spaces (data/cleanup_uses.tsv, column statement)."""
+    k = kdata.cleanup_statement_args().get(name)
+    if k is None:
+        return
+    pos = open_pos + 1
+    for i, arg in enumerate(split_args(snapshot[pos:close])):
+        if i == k:
+            lead = len(arg) - len(arg.lstrip())
+            if lead < len(arg):
+                _blank(buf, pos, pos + len(arg))
+                buf[pos + lead] = 0x30
+            return
+        pos += len(arg) + 1
 
 
 # A one-line block comment followed by a line continuation (no "*/" inside it).

@@ -24,13 +24,13 @@ from importlib import resources
 import tree_sitter_c
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
-from . import extract_calls, extract_decls, extract_preproc, kdata
+from . import extract_calls, extract_cleanup, extract_decls, extract_preproc, kdata
 from .clean import clean
 from .extract_context import FileContext, Match
 from .facts import FileFacts
 
 # Bump when the facts produced for the same bytes change; part of the cache key with the data digest.
-EXTRACTOR_VERSION = 5
+EXTRACTOR_VERSION = 6
 
 Extractor = Callable[[FileContext, list[Match]], None]
 
@@ -122,4 +122,5 @@ def extract(path: str, raw: bytes) -> FileFacts:
     matches = _matches_by_file(tree.root_node)
     for name, extractor in EXTRACTORS:
         extractor(ctx, matches[name])
+    extract_cleanup.scan(ctx)  # cleanup.h classes and their uses: read from the raw text, no query
     return ctx.facts()

@@ -13,7 +13,7 @@ import re
 
 from tree_sitter import Node
 
-from . import kdata
+from . import extract_cleanup, kdata
 from .extract_context import FileContext, Match
 from .facts import UNKNOWN, Assign, Call, Exit
 
@@ -200,6 +200,8 @@ def calls(ctx: FileContext, matches: list[Match]) -> None:
         if "call.name" in m:
             _named_call(ctx, m, site)
             continue
+        if extract_cleanup.is_use_call(ctx, m["call.expr"][0]):
+            continue  # CLASS(fd, f)(fd): a cleanup class's constructor (extract_cleanup)
         params = [name for name, _type in ctx.functions[fi].params]
         for e, needs in _callee_branches(ctx, m["call.expr"][0], params):
             if e.type == "identifier":  # (nosec ? sock_recvmsg_nosec : sock_recvmsg)(sock, ...)

@@ -35,6 +35,13 @@ TypeRef = str
 
 UNKNOWN: Expr = ("u",)
 
+# Call.wrapper of a call a scope-based cleanup class makes (include/linux/cleanup.h; see
+# extract_cleanup): CLEANUP_INIT for the constructor, where the use stands; SCOPE_EXIT + "<line>" for
+# the destructor, run when the scope ending at that line is left. The callee names the function-like
+# macro the class's DEFINE_* made (``class_fd_constructor``), whose Macro.alias is ("v", "DEFINE_CLASS").
+CLEANUP_INIT = "cleanup"
+SCOPE_EXIT = "scope-exit@"
+
 
 class Function(NamedTuple):
     name: str
@@ -126,7 +133,8 @@ class Macro(NamedTuple):
     line: int
     params: tuple[str, ...] | None  # None for an object-like macro
     calls: tuple[tuple[str, tuple[Expr | None, ...]], ...]  # calls in the body
-    alias: Expr | None  # object-like macro standing for a field path or a name
+    alias: Expr | None  # object-like macro standing for a field path or a name; ("v", definer) for
+    # a function a cleanup.h definer makes (class_fd_constructor from DEFINE_CLASS)
     type: TypeRef | None  # type of the value, when the body is container_of(..., struct X, ...)
     cond: str
 

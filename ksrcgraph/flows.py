@@ -4,7 +4,8 @@ In: a ``link.Program``. Out: ``Flows`` — a value-flow view of the program, rea
 turn call sites into edges) and by the reference stack's tables:
  * ``slot_of(expr, ...)``: the slot an expression denotes. A slot is a place that can hold a
    function — ``("F", struct, field)``, ``("F?", field)`` (receiver type unknown), ``("G", global
-   id)``, ``("L", function id, local)``, ``("P", callable, parameter index)``;
+   id)``, ``("L", function id, local)``, ``("P", callable, parameter index)``; ``read_slot`` narrows a
+   read to a named table's own slot ``("N", global id, member path)`` or an embedded member's (``precision``);
  * ``sources(expr, ...)``: the function constants and slots a value expression reads;
  * ``values(slot)``: function id → evidence (the steps that put it there), after propagation;
  * ``called_params`` / ``called_at`` / ``param_name``: the parameters a callable calls.
@@ -26,6 +27,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
+from . import precision
 from .facts import Expr
 from .link import Program, dead, parse_args, split_arg_text
 from .rows import Step
@@ -43,6 +45,7 @@ class Slots:
         self.values: dict[tuple, dict[str, list[Step]]] = defaultdict(dict)
         self.succ: dict[tuple, list[tuple[tuple, Step | None]]] = defaultdict(list)
         self.by_field: dict[str, list[tuple]] = defaultdict(list)
+        self.blocked: dict[tuple, set[str]] = {}  # (src, dst) -> functions that flow must not carry
 
     def seed(self, slot: tuple, fid: str, step: Step) -> None:
         vals = self.values[slot]
@@ -70,7 +73,9 @@ class Slots:
             if not uvals:
                 continue
             for v, step in self.succ.get(u, ()):
-                if self._copy(uvals, v, step) and v not in queued:
+                bl = self.blocked.get((u, v))
+                if self._copy({f: e for f, e in uvals.items() if f not in bl} if bl else uvals, v, step) \
+                        and v not in queued:
                     queue.append(v)
                     queued.add(v)
 
@@ -219,6 +224,8 @@ class Flows:
         self.p = prog
         self.params = params
         self.slots = Slots()
+        self.refine = None  # precision.Refiner: narrow slots of named tables and embedded members
+        self.saved: set[tuple] = set()  # slots a field is saved into (precision.saved_blocks)
 
     # -- callables and parameters --------------------------------------------------------------
     def callable_for(self, fi: int, name: str) -> str | None:
@@ -276,7 +283,7 @@ class Flows:
                 if got is not None:
                     out.append(got)
             elif k in ("f", "i", "d"):
-                s = self.slot_of(leaf, fi, fn, fid)
+                s = self.read_slot(leaf, fi, fn, fid)
                 if s is not None:
                     out.append(("slot", s))
         return out
@@ -292,6 +299,10 @@ class Flows:
         if gid is not None:
             return ("slot", ("G", gid))
         return None
+
+    def read_slot(self, e: Expr, fi: int, fn: int, fid: str) -> tuple | None:
+        """The slot a read of e denotes: slot_of, narrowed by precision.Refiner when it can be."""
+        return (self.refine.read(e, fi, fn) if self.refine else None) or self.slot_of(e, fi, fn, fid)
 
     def values(self, slot: tuple) -> dict[str, list[Step]]:
         """Function id -> evidence steps, for every function the slot may hold."""
@@ -443,7 +454,9 @@ class _Seeder:
 def build(prog: Program) -> Flows:
     """Parameters, seeds, flows, propagation: the value-flow view of prog."""
     fl = Flows(prog, _ParamFinder(prog).run())
+    precision.prepare(fl)
     _Seeder(fl).run()
+    precision.order_saves(fl)
     fl.slots.propagate()
     return fl
 
@@ -454,6 +467,8 @@ def slot_name(slot: tuple | None) -> str:
         return ""
     if slot[0] == "F":
         return f"{slot[1]}.{slot[2]}"
+    if slot[0] == "N":
+        return f"{slot[1].split('::')[-1]}.{'.'.join(slot[2])}"
     if slot[0] == "F?":
         return f"?.{slot[1]}"
     if slot[0] == "P":

@@ -70,8 +70,9 @@ def annotations() -> tuple[frozenset[str], frozenset[str]]:
 
 @cache
 def loop_macros() -> tuple[tuple[re.Pattern[str], str], ...]:
-    """(full-name regex, literal key) of statement-like macros."""
-    return tuple((re.compile("^(?:" + r["pattern"] + ")$"), r["key"]) for r in _rows("loop_macros.tsv"))
+    """(full-name regex, literal key) of statement-like macros (loop_macros.tsv, scoped_blocks.tsv)."""
+    rows = _rows("loop_macros.tsv") + _rows("scoped_blocks.tsv")
+    return tuple((re.compile("^(?:" + r["pattern"] + ")$"), r["key"]) for r in rows)
 
 
 @cache
@@ -131,7 +132,10 @@ def transparent_macros() -> dict[str, int]:
 
 @cache
 def container_macros() -> dict[str, int]:
-    return {r["name"]: int(r["arg"]) for r in _rows("container_macros.tsv")}
+    """Macro -> position of its argument that is a type, the type of its value (container_of, and
+    the typed allocators of typed_alloc_macros.tsv)."""
+    rows = _rows("container_macros.tsv") + _rows("typed_alloc_macros.tsv")
+    return {r["name"]: int(r["arg"]) for r in rows}
 
 
 class StoreMacro(NamedTuple):
@@ -180,3 +184,62 @@ def refstack_families() -> dict[str, dict[str, str]]:
 @cache
 def refstack_state() -> dict[str, tuple[str, str]]:
     return {r["state"]: (r["how"], r["value"]) for r in _rows("refstack_state.tsv")}
+
+
+class CleanupDefiner(NamedTuple):
+    """A cleanup.h definer: argument positions (-1 for none) of the class name, the name suffix,
+    the constructor's and the destructor's expressions (exit -2: the destructor of the base class),
+    and where the constructor's parameters start (params_at) or their fixed name (params)."""
+
+    name: int
+    ext: int
+    init: int
+    exit: int
+    params_at: int
+    params: tuple[str, ...]
+    constructor: str  # name template: "class_{name}_constructor" ("-" for none)
+    destructor: str
+
+
+def _position(cell: str) -> int:
+    return -1 if cell in ("-", "") else -2 if cell == "base" else int(cell)
+
+
+@cache
+def cleanup_definers() -> dict[str, CleanupDefiner]:
+    """Definer macro name -> how its arguments define a class (data/cleanup_definers.tsv)."""
+    out = {}
+    for r in _rows("cleanup_definers.tsv"):
+        fixed = not r["params"].isdigit()
+        out[r["definer"]] = CleanupDefiner(
+            _position(r["name"]), _position(r["ext"]), _position(r["init"]), _position(r["exit"]),
+            -1 if fixed else int(r["params"]), (r["params"],) if fixed and r["params"] != "-" else (),
+            r["constructor"], r["destructor"])
+    return out
+
+
+class CleanupUse(NamedTuple):
+    """A cleanup.h use macro: argument position of the class name; where the constructor's
+    arguments are (a position, -1 for the list that follows the macro, -2 for none); the name
+    templates of the functions it calls; whether the scope is the statement the macro heads."""
+
+    cls: int
+    args: int
+    constructor: str
+    destructor: str
+    body: bool
+
+
+@cache
+def cleanup_uses() -> dict[str, CleanupUse]:
+    """Use macro name -> CleanupUse (data/cleanup_uses.tsv)."""
+    where = {"next": -1, "-": -2}
+    return {r["macro"]: CleanupUse(int(r["class"]), where[r["args"]] if r["args"] in where else int(r["args"]),
+                                   r["constructor"], r["destructor"], r["scope"] == "body")
+            for r in _rows("cleanup_uses.tsv")}
+
+
+@cache
+def cleanup_statement_args() -> dict[str, int]:
+    """Use macro name -> position of its argument that is a statement (data/cleanup_uses.tsv)."""
+    return {r["macro"]: int(r["statement"]) for r in _rows("cleanup_uses.tsv") if r["statement"].isdigit()}

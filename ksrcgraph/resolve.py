@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import NamedTuple
 
-from . import flows, kdata
+from . import flows, kdata, precision, resolve_cleanup
 from .facts import Call
 from .flows import MAX_EVIDENCE, Flows, short, slot_name
 from .link import Program, dead, parse_args, syscall_base
-from .rows import KINDS, Edge, Node
+from .rows import EDGE_KINDS, KINDS, Edge, Node
 
 FALLBACK_LIMIT = 24  # more candidates than this for a field name alone: left unresolved
 LINKER_VERSION = 3
@@ -49,12 +49,16 @@ class _Sites:
         self.unresolved: dict[str, int] = defaultdict(int)
         self.unresolved_samples: dict[str, list] = defaultdict(list)
         self._macro_cache: dict[str, list] = {}
+        self.check = precision.SignatureCheck(prog)  # pointer edges whose target cannot fit the call
         self.site = Call(0, 0, ("v", ""), "", "", "", (), None, None)  # the call site being resolved
+        self.fi = 0  # its file index
         # how rare the branch of each store of a function pointer is, by (file, line)
         self.store_cold = {(ff.path, a.line): a.cold for ff in prog.facts for a in ff.assigns if a.cold}
 
     def add_edge(self, src: str, dst: str, kind: str, path: str, line: int, text: str, evidence: list, cond: str,
-                 slot: str = "") -> None:
+                 slot: str = "") -> bool:
+        if EDGE_KINDS[kind].pointer and not self.check.keep(src, dst, kind, self.site):
+            return False
         key = (src, dst, kind, path, line)
         ev = self.edges.get(key)
         store_cold = self._value_cold(evidence)
@@ -66,6 +70,7 @@ class _Sites:
             for s in evidence:
                 if s not in ev[1] and len(ev[1]) < MAX_EVIDENCE:
                     ev[1].append(s)
+        return True
 
     def _value_cold(self, evidence: list) -> int:
         """How rare the stores that put the called function into the pointer are: the least rare
@@ -78,11 +83,14 @@ class _Sites:
         if not vals:
             return 0
         name = slot_name(slot)
+        kept = 0
         for target, ev in vals.items():
-            last = ev[-1][0]
-            kind = "ops" if last == "ops" else "assign"
-            self.add_edge(fid, target, kind, path, line, text, ev, cond, name)
-        return len(vals)
+            if target == fid and slot in self.fl.saved:  # a wrapper calling itself through what it replaced
+                self.check.dropped["saved_self"] += 1
+                continue
+            kind = "ops" if ev[-1][0] == "ops" else "assign"
+            kept += self.add_edge(fid, target, kind, path, line, text, ev, cond, name)
+        return kept
 
     def _site_unresolved(self, reason: str, path: str, line: int, text: str) -> None:
         self.unresolved[reason] += 1
@@ -96,6 +104,11 @@ class _Sites:
                 targets.setdefault(t, list(ev[:2]))
         if not targets:
             self._site_unresolved("no type, no function stored in a field of that name", path, line, text)
+            return 0
+        targets = self.check.compatible(targets, self.site, self.fi)
+        if not targets:
+            self._site_unresolved("no type, no function of a fitting signature in a field of that name", path,
+                                  line, text)
             return 0
         if len(targets) > FALLBACK_LIMIT:
             self._site_unresolved(f"no type, more than {FALLBACK_LIMIT} functions stored in .{fname}", path, line, text)
@@ -138,8 +151,11 @@ class _Sites:
                 if fid is None or dead(c.cond):
                     continue
                 st["call_sites"] += 1
-                self.site = c
+                self.site, self.fi = c, fi
                 callee = c.callee
+                if resolve_cleanup.is_cleanup(c):  # constructor / destructor of a cleanup.h class
+                    resolve_cleanup.resolve_site(self, fi, fid, c, path)
+                    continue
                 if c.wrapper:
                     pslot = self.fl.slot_of(callee, fi, c.caller, fid)
                     for cand in c.candidates:
@@ -213,7 +229,7 @@ class _Sites:
     def _pointer_site(self, fi: int, fid: str, c, path: str) -> None:  # type: ignore[no-untyped-def]
         st = self.stats
         st["indirect_sites"] += 1
-        slot = self.fl.slot_of(c.callee, fi, c.caller, fid)
+        slot = self.fl.read_slot(c.callee, fi, c.caller, fid)
         text = c.text or str(c.callee)
         if slot is None:
             if c.wrapper and c.candidates:
@@ -320,6 +336,7 @@ def _stats(prog: Program, sites: _Sites, nodes: list[Node], edges: list[Edge]) -
     st["edges"] = len(edges)
     st["edges_by_kind"] = {k: sum(1 for e in edges if e.kind == k) for k in KINDS}
     st["unresolved"] = dict(sites.unresolved)
+    st["dropped"] = dict(sorted(sites.check.dropped.items()))  # pointer edges that cannot happen, by reason
     st["unresolved_samples"] = dict(sites.unresolved_samples)
     st["files"] = len(prog.facts)
     st["bytes"] = sum(ff.size for ff in prog.facts)

@@ -21,7 +21,7 @@ LAYERS = [
     # C front end: bytes in, facts out
     {"clean", "extract", "facts", "queries"},
     # core: trees, the store, linking, the graph and queries on it, diffs of paths
-    {"sources", "download", "store", "index", "link", "flows", "resolve", "graph", "query", "diff"},
+    {"sources", "download", "store", "index", "link", "flows", "precision", "resolve", "resolve_cleanup", "graph", "query", "diff"},
     # the reference stack, built from the linked program and queried with the graph
     {"refstack"},
     # the whole pipeline behind one call
