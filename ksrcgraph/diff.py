@@ -35,6 +35,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+from . import kdata
 from .errors import SymbolError
 from .graph import CallGraph
 from .query import Path
@@ -119,9 +120,20 @@ def _norm_sig(sig: str, name: str = "") -> str:
     """A signature without storage words, spacing, or the function's own name (a rename is
     reported as such, not as a new signature)."""
     s = re.sub(r"\b(static|inline|extern|__always_inline|noinline|__inline__|__inline)\b", " ", sig)
+    s = re.sub(r"\bunsigned\b(?!\s+(?:int|long|short|char)\b)", "unsigned int", s)  # the same type
     if name:
         s = re.sub(rf"\b{re.escape(name)}\s*\(", " FN(", s, count=1)
     return " ".join(s.replace("*", " * ").replace("(", " ( ").replace(")", " ) ").replace(",", " , ").split())
+
+
+def _norm_cond(cond: str | None) -> str:
+    """An #if condition without the conjuncts every kernel build satisfies (``__KERNEL__``)."""
+    if not cond:
+        return ""
+    always = kdata.always_defined()
+    parts = [p.strip() for p in cond.split("&&")]
+    kept = [p for p in parts if p.strip("() ").replace("defined", "").strip("() ") not in always]
+    return " && ".join(kept)
 
 
 def _norm_state(state: str) -> str:
@@ -257,6 +269,15 @@ def _hop_binding(state: str, callee: str) -> str:
     m = _SET.match(s)
     if m is None:
         return s
+    return f"{m['head']} ∋ {callee}"  # which statement stores it (rth->u.dst.output, rt->dst.output) is no change
+
+
+def _hop_shown(state: str, callee: str) -> str:
+    """The hop's binding as a note shows it: for a set of stored functions, the stores of the callee."""
+    s = _norm_state(state)
+    m = _SET.match(s)
+    if m is None:
+        return s
     mine = [x for x in m["by"].split("; ") if re.search(rf"\b{re.escape(callee)}\b", x)]
     return f"{m['head']} ∋ {callee}" + (f" set by {'; '.join(mine)}" if mine else "")
 
@@ -384,13 +405,13 @@ class _Alignment:
         out = []
         if wa.get("file") != wb.get("file") and wa.get("file") and wb.get("file"):
             inline = " (now a static inline in a header)" if str(wb["file"]).endswith(".h") and \
-                "i" in (d.b.nodes[nb].flags if nb in d.b.nodes else "") else ""
+                not str(wa["file"]).endswith(".h") and "i" in (d.b.nodes[nb].flags if nb in d.b.nodes else "") else ""
             out.append(Change("moved", name, f"{name}: {wa['file']}:{wa['line']} → {wb['file']}:{wb['line']}{inline}",
                               wa, wb))
         if wa.get("signature") and wb.get("signature") and \
                 _norm_sig(wa["signature"], self.names_a[i]) != _norm_sig(wb["signature"], name):
             out.append(Change("signature changed", name, f"{wa['signature']}  →  {wb['signature']}", wa, wb))
-        if wa.get("if", "") != wb.get("if", ""):
+        if _norm_cond(wa.get("if")) != _norm_cond(wb.get("if")):
             out.append(Change("condition changed", name, f"{name} is defined under "
                               f"#if {wa.get('if') or '(none)'} → #if {wb.get('if') or '(none)'}", wa, wb))
         return out
@@ -399,7 +420,7 @@ class _Alignment:
         ea, eb = primary_edge(self.pa.hops[i - 1]), primary_edge(self.pb.hops[j - 1])
         name, caller = self.names_b[j], self.names_b[j - 1]
         self._resolution(i, j, ea, eb)
-        if ea.cond != eb.cond:
+        if _norm_cond(ea.cond) != _norm_cond(eb.cond):
             self.d.changes.append(Change("condition changed", name, f"the call {caller} → {name} is under "
                                          f"#if {ea.cond or '(none)'} → #if {eb.cond or '(none)'}",
                                          {"site": ea.site, "if": ea.cond}, {"site": eb.site, "if": eb.cond}))
@@ -423,7 +444,7 @@ class _Alignment:
                                     {**after, "state": sb}))
             return
         kind, what = _others(ea, eb, sa, sb)
-        shown = sb if _SET.match(sb) is None else new
+        shown = sb if _SET.match(sb) is None else _hop_shown(sb, name)
         d.notes.append(Change(kind, name, f"{hop}: {what}; the binding{self._for()} is unchanged ({shown})",
                               {**before, "state": sa}, {**after, "state": sb}))
 

@@ -13,7 +13,8 @@ Out: appended to the context —
 * per use inside a function (``CLASS(fd, f)(fd)``, ``guard(mutex)(&m)``, ``scoped_guard(mutex, &m) {
   ... }``, ``p __free(kfree)``; ``data/cleanup_uses.tsv``): a ``Call`` of the constructor, its
   wrapper ``facts.CLEANUP_INIT``, and a ``Call`` of the destructor, its wrapper ``facts.SCOPE_EXIT``
-  followed by the line where the scope ends.
+  followed by the line where the scope ends; their candidates: (class name, name template), so that
+  a class named through an object-like macro (``scoped_guard(RSEQ_EVENT_GUARD)``) can be renamed.
 
 The file alone cannot tell what a class does (its definer sits in a header): ``resolve_cleanup`` reads
 the uses against the macros of the whole program. A tree without these ``DEFINE_*`` lines has no such
@@ -143,11 +144,11 @@ def _uses(ctx: FileContext) -> None:
         line, cond, cold = _line(ctx, pos), ctx.cond_at(pos), ctx.cold_at(pos)
         cls = args[u.cls]
         if ctor_args is not None and u.constructor != "-":
-            ctx.calls.append(Call(fi, line, ("v", u.constructor.format(name=cls)), text, ctor_args, cond, (),
-                                  CLEANUP_INIT, None, cold))
+            ctx.calls.append(Call(fi, line, ("v", u.constructor.format(name=cls)), text, ctor_args, cond,
+                                  (cls, u.constructor), CLEANUP_INIT, None, cold))
         end = _scope_end(ctx, pos, u.body)
-        ctx.calls.append(Call(fi, line, ("v", u.destructor.format(name=cls)), text, "", cond, (),
-                              f"{SCOPE_EXIT}{end}", None, cold))
+        ctx.calls.append(Call(fi, line, ("v", u.destructor.format(name=cls)), text, "", cond,
+                              (cls, u.destructor), f"{SCOPE_EXIT}{end}", None, cold))
 
 
 def _constructor_args(raw: bytes, u: kdata.CleanupUse, args: list[str], close: int) -> str | None:

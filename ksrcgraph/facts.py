@@ -38,7 +38,8 @@ UNKNOWN: Expr = ("u",)
 # Call.wrapper of a call a scope-based cleanup class makes (include/linux/cleanup.h; see
 # extract_cleanup): CLEANUP_INIT for the constructor, where the use stands; SCOPE_EXIT + "<line>" for
 # the destructor, run when the scope ending at that line is left. The callee names the function-like
-# macro the class's DEFINE_* made (``class_fd_constructor``), whose Macro.alias is ("v", "DEFINE_CLASS").
+# macro the class's DEFINE_* made (``class_fd_constructor``), whose Macro.alias is ("v", "DEFINE_CLASS");
+# Call.candidates is then (class name, name template: "class_{name}_constructor").
 CLEANUP_INIT = "cleanup"
 SCOPE_EXIT = "scope-exit@"
 

@@ -90,6 +90,12 @@ def definer_prefixes() -> tuple[str, ...]:
 
 
 @cache
+def always_defined() -> frozenset[str]:
+    """Macros every kernel build defines (``__KERNEL__``): an #if on one is no condition."""
+    return frozenset(r["name"] for r in _rows("always_defined.tsv"))
+
+
+@cache
 def branch_hints() -> dict[str, str]:
     """Branch-prediction hint word -> the branch it marks as rare ("then" / "else")."""
     return {r["word"]: r["rare"] for r in _rows("branch_hints.tsv")}

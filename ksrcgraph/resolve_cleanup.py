@@ -26,6 +26,9 @@ def is_cleanup(c: Call) -> bool:
 def resolve_site(sites: Any, fi: int, fid: str, c: Call, path: str) -> None:
     """Edges of one constructor or destructor call of a cleanup class."""
     name = c.callee[1]
+    alias = sites.p.aliases.get(c.candidates[0]) if len(c.candidates) == 2 else None
+    if not _class_macros(sites.p, name) and alias is not None and alias[0] == "v":
+        name = c.candidates[1].format(name=alias[1])  # #define RSEQ_EVENT_GUARD preempt
     if not _class_macros(sites.p, name):
         sites._site_unresolved(UNDEFINED, path, c.line, f"{c.text} ({name})")
         return

@@ -34,6 +34,7 @@ DEFINE_GUARD_COND(mutex, _try, mutex_trylock(_T))
 DEFINE_LOCK_GUARD_1(spinlock, spinlock_t, spin_lock(_T->lock), spin_unlock(_T->lock))
 DEFINE_FREE(kfree, void *, if (_T) kfree(_T))
 #define spin_lock(lock) _raw_spin_lock(lock)
+#define MY_GUARD mutex
 """
 
 IMPL_C = """struct fd fdget(int fd) { struct fd f = { fd }; return f; }
@@ -71,6 +72,10 @@ void *alloc(void)
 	if (!p)
 		return 0;
 	return_ptr(p);
+}
+void aliased(struct mutex *m)
+{
+	guard(MY_GUARD)(m);
 }
 """
 
@@ -157,6 +162,13 @@ def test_free_calls_the_cleanup_function_at_scope_exit(graph_of):
     assert edges_between(cg, "alloc", "kmalloc")
 
 
+def test_class_named_through_an_object_like_macro(graph_of):
+    cg = graph_of(_tree())
+    assert _one(cg, "aliased", "mutex_lock").site == "net/socket.c:32"
+    assert _steps(_one(cg, "aliased", "mutex_unlock"))[0][:2] == (
+        "scope_exit", "at scope exit (line 33): class_mutex_destructor, by DEFINE_GUARD — guard(MY_GUARD)")
+
+
 def _edge_set(cg) -> set:
     return {(e.src, e.dst, e.kind, e.file, e.line) for e in cg.all_edges()}
 
@@ -173,7 +185,7 @@ def test_tree_without_cleanup_h_is_unaffected(graph_of, monkeypatch, with_define
     before = _edge_set(graph_of(files))
     assert now == before
     if not with_defines:  # the uses are there, the classes are not: nothing is made up
-        assert not any(e[0] in ("do_send", "locked", "scoped", "alloc") and e[1] in ("fdget", "mutex_lock", "kfree")
+        assert not any(e[0] in ("do_send", "locked", "scoped", "alloc", "aliased") and e[1] in ("fdget", "mutex_lock", "kfree")
                        for e in now)
 
 
@@ -231,3 +243,39 @@ def test_typed_allocator_of_7x_parses_and_types_its_value():
     assert ff.error_count == 0
     assert [(c.callee, c.line) for c in ff.calls] == [(("v", "kzalloc_obj"), 3)]
     assert [a.rhs for a in ff.assigns] == [("t", "s:gameport")]
+
+
+MORE_H = """DEFINE_CLASS(fd, struct fd, fdput(_T), fdget(fd), int fd)
+EXTEND_CLASS(fd, _raw, fdget_raw(fd), int fd)
+DEFINE_LOCK_GUARD_0(rcu, rcu_read_lock(), rcu_read_unlock())
+DEFINE_LOCK_GUARD_1_COND(spinlock, _try, spin_trylock(_T->lock))
+"""
+
+MORE_C = """int more(int fd, spinlock_t *l)
+{
+	CLASS(fd_raw, f)(fd);
+	guard(rcu)();
+	ACQUIRE(spinlock_try, g)(l);
+	CLASS_INIT(fd, h, fd_for(fd));
+	return 0;
+}
+"""
+
+
+def test_extended_class_lock_guard_0_acquire_and_class_init(graph_of):
+    cg = graph_of({"include/linux/more.h": MORE_H, "net/more.c": MORE_C})
+    raw = _one(cg, "more", "fdget_raw")  # EXTEND_CLASS: its own constructor ...
+    assert (raw.site, _steps(raw)[0][1:]) == ("net/more.c:3", (
+        "constructor class_fd_raw_constructor, by EXTEND_CLASS — CLASS(fd_raw, f)", "include/linux/more.h", 2))
+    # ... and the destructor of the class it extends: fdput for f (line 3) and for h (CLASS_INIT, line 6)
+    puts = {e.site: _steps(e)[0][:2] for e in edges_between(cg, "more", "fdput")}
+    assert puts == {"net/more.c:3": ("scope_exit", "at scope exit (line 8): class_fd_destructor, by DEFINE_CLASS — CLASS(fd_raw, f)"),
+                    "net/more.c:6": ("scope_exit", "at scope exit (line 8): class_fd_destructor, by DEFINE_CLASS — "
+                                     "CLASS_INIT(fd, h, fd_for(fd))")}
+    # CLASS_INIT runs its own init expression, not the constructor; the extended class has its own
+    assert "fdget" not in {e.dst for e in cg.all_edges()}
+    assert _one(cg, "more", "rcu_read_lock").site == "net/more.c:4"
+    assert _steps(_one(cg, "more", "rcu_read_unlock"))[0][0] == "scope_exit"
+    assert _steps(_one(cg, "more", "spin_trylock"))[0][1] == (
+        "constructor class_spinlock_try_constructor, by DEFINE_LOCK_GUARD_1_COND — ACQUIRE(spinlock_try, g)")
+    assert edges_between(cg, "more", "fd_for")

@@ -92,3 +92,29 @@ def test_sockets_table_matches_the_source(kernel_graph, kernel):
     assert got["packet:raw"][1:] == (["packet_ops"], ["packet_proto"])
     assert got["packet:packet"][1:] == (["packet_ops_spkt"], ["packet_proto"])
     assert got["netlink:raw"][1:] == (["netlink_ops"], ["netlink_proto"])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("socket", ["unix:stream", "unix:dgram"])
+def test_socket_callbacks_set_by_the_create_path(kernel_graph, kernel, socket):
+    # unix_*_sendmsg wakes the peer through other->sk_data_ready, which sock_init_data (reached from
+    # unix_create through unix_create1) sets to sock_def_readable
+    cg = kernel_graph(kernel)
+    res = socket_paths(cg, cg.lookup("sendto"), cg.lookup("sock_def_readable"), k=1, socket=socket)
+    assert res.paths, f"no path for {socket}"
+    r = res.replays[0]
+    assert r.resolves
+    assert any(h.verdict == "confirmed" and h.slot == "sock.sk_data_ready" and "set while creating" in h.state
+               for h in r.hops), [(h.verdict, h.slot, h.state) for h in r.hops]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_dst_of_an_ipv4_send_is_ipv4s_on_an_ipv6_socket(kernel_graph, kernel):
+    # an inet6 UDP socket sending to an IPv4-mapped address goes through udp_sendmsg and IPv4's route
+    # code: its dst->output is ip_output, never ip6_output
+    cg = kernel_graph(kernel)
+    res = socket_paths(cg, cg.lookup("sendto"), cg.lookup("dev_queue_xmit"), k=5, via=[cg.lookup("udp_sendmsg")],
+                       socket="inet6:dgram:udp")
+    assert res.paths
+    after_dst = {cg.name(p.nodes[p.nodes.index("dst_output") + 1]) for p in res.paths if "dst_output" in p.nodes}
+    assert "ip_output" in after_dst and "ip6_output" not in after_dst, after_dst

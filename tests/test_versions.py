@@ -496,3 +496,17 @@ def test_sources_cache_info_and_prune(tmp_path, monkeypatch):
     assert len(info["manifests"]) == 1 and info["blobs"] == 3
     listing = run("sources", env=env).stdout
     assert "x          " in listing and a in listing
+
+
+def test_same_binding_written_differently_is_no_change(tmp_path):
+    # 2.6.32 -> 3.10: `rth->u.dst.output = ip_output` became `rth->dst.output = ip_output`; the local
+    # renamed, the #ifdef __KERNEL__ around a header dropped, `unsigned` spelt `unsigned int`: the path
+    # did not change
+    a = mini(tmp_path, "a", {
+        "net/ipv4/route.c": replacing("\trt->dst.output = ip_output;\n", "\tstruct rtable *rth = rt;\n\n"
+                                      "\trth->dst.output = ip_output;\n"),
+        "include/net/dst.h": lambda t: "#ifdef __KERNEL__\n" + t + "\n#endif\n"})
+    b = mini(tmp_path, "b")
+    r = run("diff", "sendto", "dev_queue_xmit", "--from", a, "--to", b, "--socket", UDP)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "condition changed" not in r.stdout and "resolution changed" not in r.stdout

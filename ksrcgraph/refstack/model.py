@@ -40,10 +40,11 @@ _BOUND_TABLES = {
 assert set(_BOUND_TABLES) | {"stores"} == set(states.BINDS), "refstack.states.BINDS and Model disagree"
 
 
-# How deep, in direct calls from the family's create function, the stores into a socket's pointers
-# are looked for: unix_create -> unix_create1 -> sock_init_data -> sock_init_data_uid sets
-# sk->sk_data_ready = sock_def_readable.
+# How deep, in direct calls from the family's create function, stores into a socket's pointers are
+# looked for (unix_create -> unix_create1 -> sock_init_data -> sock_init_data_uid sets sk_data_ready).
 CREATE_STORE_DEPTH = 4
+# binding(..., family=ANY_FAMILY): state kept per family, for a path not known yet (the search's pruning)
+ANY_FAMILY = "*"
 
 
 class Model:
@@ -406,6 +407,8 @@ class Model:
         recs = self.stores.get(slot, [])
         if state.how == "stores_text":
             keep = [r for r in recs if state.value in r.text]
+        elif family == ANY_FAMILY:  # whichever family's code the path runs last
+            keep = list(recs)
         else:
             route = self.fam_data.get(family or c.family, {}).get(state.value)
             shared = state.how == "family_or_shared"

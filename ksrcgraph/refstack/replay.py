@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from .. import query
 from ..graph import CallGraph
 from ..rows import DIRECT_KINDS, Edge
-from .model import Config, Model
+from .model import ANY_FAMILY, Config, Model
 
 
 @dataclass
@@ -157,8 +157,8 @@ def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within: set[
         for slot in slots:
             if not slot or "." not in slot or slot.startswith("?."):
                 continue  # a local, a global or an untyped pointer: never confirmed
-            if slot not in bindings:
-                bindings[slot] = model.binding(st, slot)
+            if slot not in bindings:  # the family the path will be in is not known yet: any
+                bindings[slot] = model.binding(st, slot, ANY_FAMILY)
             bnd = bindings[slot]
             if bnd is not None and b in bnd.functions:  # type: ignore[attr-defined]
                 dead = False
