@@ -156,8 +156,9 @@ def open_tree(kernel: str | None, source: str | None, scope: tuple[str, ...],
         if p.is_dir():
             return _directory_tree(p, scope, label=kernel or str(p))
         if p.is_file() and is_tarball(p):
-            key = kernel if kernel else "tar-" + _file_key(p)
-            root = _extract_scopes(p, cachedir.trees_dir() / key, scope, progress)
+            # keyed by the tarball, never by the label: a label is not a path (it may hold "/" or ".."),
+            # and another tarball given the same label, or Debian's tree of that version, stays apart
+            root = _extract_scopes(p, cachedir.trees_dir() / ("tar-" + _file_key(p)), scope, progress)
             return SourceTree(root, kernel or str(p), scope, f"tarball {p}", True)
         raise SourceError(f"source {source} is neither a directory nor a tarball",
                           "pass a kernel directory or a .tar/.tar.xz/.tar.gz file")

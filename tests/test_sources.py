@@ -93,3 +93,25 @@ def test_size_limit_stops_archive_bombs(tmp_path, monkeypatch):
     tb = make_tar(tmp_path / "bomb.tar.gz", [(f"net/f{i}.c", b"/*" + b" " * 400 + b"*/\n") for i in range(10)])
     with pytest.raises(ArchiveError, match="more than 1000 bytes"):
         sources.open_tree("9.9", str(tb), ("net",))
+
+
+def test_a_label_is_never_a_path(tmp_path, monkeypatch):
+    # --source x.tar --kernel "x/../../../escape" once extracted (and deleted) outside the cache; a second
+    # tarball under the same label got the first one's tree; --kernel 9.9 later got the --source tree
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(cache))
+    tb = kernel_tar(tmp_path)
+    (tmp_path / "escape" / "net").mkdir(parents=True)
+    (tmp_path / "escape" / "net" / "keep.c").write_text("int keep;\n")
+    tree = sources.open_tree("x/../../../escape", str(tb), ("net", "include"))  # cache/trees/x/../../.. = tmp_path
+    assert cache in tree.root.parents
+    assert (tmp_path / "escape" / "net" / "keep.c").read_text() == "int keep;\n"
+    assert not (tmp_path / "escape" / "include").exists()
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = make_tar(other_dir / "linux-9.9.tar.gz", [("net/only-here.c", b"int x;\n"), ("include/a.h", b"")])
+    a = sources.open_tree("9.9", str(tb), ("net", "include"))
+    b = sources.open_tree("9.9", str(other), ("net", "include"))
+    assert a.root != b.root and (b.root / "net" / "only-here.c").is_file()
+    assert not (a.root / "net" / "only-here.c").exists()
+    assert "9.9" not in dict(sources.available_versions())  # the label names no cached version

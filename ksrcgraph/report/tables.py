@@ -42,6 +42,7 @@ def stats_text(cg: CallGraph) -> str:
         f"mean targets per resolved site (edges): {mean:.2f}",
         "unresolved: " + (_by_count(st.get("unresolved", {}), "{v} {k}") or "none"),
         "edges: " + ", ".join(f"{k} {v}" for k, v in st.get("edges_by_kind", {}).items()),
+        "pointer targets dropped: " + (_by_count(st.get("dropped", {}), "{v} {k}") or "none"),
     ]
     lines += [f"{k.replace('_', ' ')}: {cg.meta[k]}" for k in _TIMES if cg.meta.get(k) is not None]
     return "\n".join(lines) + "\n"
