@@ -84,6 +84,28 @@ def warn(msg: str) -> None:
     print(f"Warning: {msg}", file=sys.stderr)
 
 
+BUSY_SECONDS = 300.0  # how long a run waits for another run holding the database
+
+
+def _busy(e: Exception) -> bool:
+    """Another process holds the database (not damage): SQLite's "database is locked" / "busy"."""
+    return isinstance(e, sqlite3.OperationalError) and any(w in str(e).lower() for w in ("locked", "busy"))
+
+
+def _when_free(fn, *args):  # type: ignore[no-untyped-def]
+    """fn(*args), retried while another run holds the database; other errors go through."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.DatabaseError as e:
+            if not _busy(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
 class Store:
     """One connection to the cache database. Safe to use from concurrent processes (WAL, busy
     timeout); every write is a short transaction, so a killed run leaves only complete rows."""
@@ -100,7 +122,7 @@ class Store:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            return self._connect()
+            return _when_free(self._connect)
         except sqlite3.DatabaseError as e:
             self._move_aside(e)
             try:
@@ -153,7 +175,7 @@ class Store:
     def _guard(self, fn, *args):  # type: ignore[no-untyped-def]
         """Run a read; a database error in the middle of a run moves the cache aside once."""
         try:
-            return fn(*args)
+            return _when_free(fn, *args)
         except sqlite3.DatabaseError as e:
             self.db.close()
             self._move_aside(e)

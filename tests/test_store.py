@@ -2,6 +2,8 @@
 
 import shutil
 
+import pytest
+
 from ksrcgraph import index, pipeline, sources
 from ksrcgraph.store import Store
 
@@ -99,3 +101,27 @@ def test_only_included_headers_are_indexed(tmp_path):
         assert ix.stats["files"] == 5 and ix.stats["headers_indexed"] == 4 and ix.stats["headers_in_scope"] == 5
         every = index.build_index(t, st, jobs=1, all_headers=True)
         assert every.stats["files"] == 6 and every.digest != ix.digest
+
+
+def test_a_busy_database_is_waited_for_not_moved_aside():
+    # two runs opening one cache at once: SQLite may answer "database is locked" while the other one
+    # sets it up; that is contention, not damage
+    import sqlite3
+
+    from ksrcgraph.store import _when_free
+
+    calls = []
+
+    def opens():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "open"
+
+    assert _when_free(opens) == "open" and len(calls) == 3
+
+    def damaged():
+        raise sqlite3.DatabaseError("file is not a database")
+
+    with pytest.raises(sqlite3.DatabaseError):
+        _when_free(damaged)
