@@ -160,3 +160,30 @@ def test_report_files(tmp_path):
         body = out.read_text()
         assert {"text": "udp_sendmsg", "json": '"schema_version": 1', "dot": "digraph", "html": "<svg",
                 "svg": "<svg"}[fmt] in body
+
+
+def test_output_file_is_written_safely(tmp_path):
+    # -o used to rename a temporary file over whatever it named: a symlink became a file, a FIFO or a
+    # device node was replaced, a private file's mode 600 became 644
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    args = ("report", "sendto", "dev_queue_xmit", "--source", MINI, "-k", "1", "--format", "text")
+    run(*args, "-o", str(link), check_rc=0)
+    assert link.is_symlink() and "udp_sendmsg" in real.read_text()
+    private = tmp_path / "private.txt"
+    private.write_text("")
+    private.chmod(0o600)
+    run(*args, "-o", str(private), check_rc=0)
+    assert private.stat().st_mode & 0o777 == 0o600 and "udp_sendmsg" in private.read_text()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = run(*args, "-o", str(fifo), check_rc=1)
+    assert r.stderr.startswith("Error: refusing to write") and "Hint:" in r.stderr
+    assert fifo.exists() and not fifo.is_file()
+
+
+def test_diff_of_names_no_version_has_is_an_error():
+    r = run("diff", "nosuch1", "nosuch2", "--from", MINI, "--to", MINI, check_rc=1)
+    assert r.stderr.startswith("Error: no function 'nosuch1'") and "Hint:" in r.stderr and r.stdout == ""

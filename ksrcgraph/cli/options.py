@@ -164,9 +164,15 @@ def write(text: str, out: Path | None = None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
+    target = out.resolve() if out.is_symlink() else out  # a link: write what it points at, keep the link
+    if target.exists() and not target.is_file():
+        raise KsrcError(f"refusing to write {out}: it is not a regular file", "give -o a file path")
     try:
-        tmp = out.with_name(out.name + ".tmp")
+        mode = target.stat().st_mode & 0o7777 if target.exists() else None
+        tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(text)
-        os.replace(tmp, out)
+        if mode is not None:
+            os.chmod(tmp, mode)  # a private file stays private
+        os.replace(tmp, target)
     except OSError as e:
         raise KsrcError(f"cannot write {out}: {e.strerror}", "check the directory exists and is writable") from e

@@ -179,5 +179,20 @@ def diff_sockets(a: CallGraph, b: CallGraph, pq: PathQuery) -> list[str | None]:
 
 
 def compare_sockets(a: CallGraph, b: CallGraph, pq: PathQuery) -> list[D.PathDiff]:
-    """diff FROM TO: a comparison per socket configuration (``diff_sockets``)."""
+    """diff FROM TO: a comparison per socket configuration (``diff_sockets``). A name that exists in
+    neither version is an error, as in ``path`` (one missing in one version is a result)."""
+    _known_somewhere(a, b, pq)
     return [compare_paths(a, b, replace(pq, socket=c)) for c in diff_sockets(a, b, pq)]
+
+
+def _known_somewhere(a: CallGraph, b: CallGraph, pq: PathQuery) -> None:
+    from ..errors import SymbolError
+
+    for name in (pq.src, pq.dst, *pq.via):
+        try:
+            a.lookup(name)
+        except SymbolError as e:
+            try:
+                b.lookup(name)
+            except SymbolError:
+                raise e from None
