@@ -187,3 +187,12 @@ def test_output_file_is_written_safely(tmp_path):
 def test_diff_of_names_no_version_has_is_an_error():
     r = run("diff", "nosuch1", "nosuch2", "--from", MINI, "--to", MINI, check_rc=1)
     assert r.stderr.startswith("Error: no function 'nosuch1'") and "Hint:" in r.stderr and r.stdout == ""
+
+
+def test_replay_with_a_bad_socket_is_a_usage_error(tmp_path):
+    saved = tmp_path / "p.json"
+    saved.write_text(run("path", "sendto", "dev_queue_xmit", "--source", MINI, "-k", "1", "--format", "json",
+                         check_rc=0).stdout)
+    for bad in ("bad:::x", "nosuchfam:dgram"):
+        r = run("replay", str(saved), "--source", MINI, "--socket", bad, check_rc=2)
+        assert r.stderr.startswith("Error: ") and "Hint:" in r.stderr and r.stdout == ""

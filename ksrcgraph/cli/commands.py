@@ -275,10 +275,13 @@ def replay_cmd(
     ksrcgraph replay p.json --kernel 6.12
     """
     from ..refstack import socket_paths as rpaths
+    from ..refstack.model import Model
     from ..report import paths
 
     saved, label, scope = _saved_paths(file)
     cg = _saved_tree(tree, label, scope).open()
+    if socket:
+        Model(cg).parse(socket)  # a malformed or unknown --socket is a usage error (exit 2), not a verdict
     results = rpaths.replay_saved(cg, saved, socket)
     render = paths.replay_json if fmt == Format.json else paths.replay_text
     write(render(cg, str(file), results))

@@ -183,25 +183,7 @@ def replay_saved(cg: CallGraph, saved: list[dict], socket: str | None) -> list[d
                 config = model.parse(conf_text)
             except Exception as e:  # noqa: BLE001
                 problem = getattr(e, "message", str(e))
-        verdicts: list[R.HopVerdict] = []
-        for j in range(1, len(hops)):
-            a, b = nodes[j - 1], nodes[j]
-            name_a, name_b = hops[j - 1].get("function"), hops[j].get("function")
-            if b is None:
-                verdicts.append(R.HopVerdict("missing", f"{name_b} is not defined in this kernel's scope"))
-                continue
-            if a is None:
-                verdicts.append(R.HopVerdict("missing", f"{name_a} is not defined in this kernel's scope"))
-                continue
-            edges = cg.edges_between(a, b)
-            if not edges:
-                verdicts.append(R.HopVerdict("missing", f"{name_a} no longer calls {name_b}"))
-                continue
-            if config is None:
-                verdicts.append(R.HopVerdict("direct") if any(e.kind in DIRECT_KINDS for e in edges)
-                                else R.HopVerdict("unmodelled", problem or "no socket configuration"))
-                continue
-            verdicts.append(R.judge(model, config, edges, b, nodes[j - 2] if j >= 2 else None))
+        verdicts = _saved_verdicts(cg, model, hops, nodes, config, problem)
         rep = R.Replay(conf_text or "none", verdicts)
         broken = rep.broken
         results.append({
@@ -213,3 +195,32 @@ def replay_saved(cg: CallGraph, saved: list[dict], socket: str | None) -> list[d
                                                       "why": verdicts[broken].state},
         })
     return results
+
+
+def _saved_verdicts(cg: CallGraph, model: Model, hops: list[dict], nodes: list[str | None], config: Config | None,
+                    problem: str) -> list[R.HopVerdict]:
+    """The verdict on each hop of a saved path: the full replay when every function is still there
+    (as ``path`` replays: branches the path's constants turn off, per-family state); else hop by hop,
+    a missing function or call first."""
+    if config is not None and all(n is not None for n in nodes):
+        return R.replay(cg, model, [n for n in nodes if n is not None], config).hops
+    verdicts: list[R.HopVerdict] = []
+    for j in range(1, len(hops)):
+        a, b = nodes[j - 1], nodes[j]
+        name_a, name_b = hops[j - 1].get("function"), hops[j].get("function")
+        if b is None:
+            verdicts.append(R.HopVerdict("missing", f"{name_b} is not defined in this kernel's scope"))
+            continue
+        if a is None:
+            verdicts.append(R.HopVerdict("missing", f"{name_a} is not defined in this kernel's scope"))
+            continue
+        edges = cg.edges_between(a, b)
+        if not edges:
+            verdicts.append(R.HopVerdict("missing", f"{name_a} no longer calls {name_b}"))
+            continue
+        if config is None:
+            verdicts.append(R.HopVerdict("direct") if any(e.kind in DIRECT_KINDS for e in edges)
+                            else R.HopVerdict("unmodelled", problem or "no socket configuration"))
+            continue
+        verdicts.append(R.judge(model, config, edges, b, nodes[j - 2] if j >= 2 else None))
+    return verdicts
