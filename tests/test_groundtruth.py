@@ -97,3 +97,41 @@ def test_wrong_table_is_contradicted(executed, minikernel):
     assert r.hops[i].verdict == "contradicted"
     assert r.hops[i].state == "sk->sk_prot = tcp_prot (net/ipv4/tcp.c:57): .sendmsg = tcp_sendmsg"
     assert not r.resolves
+
+
+# Pointer edges from a function the program ran to a callee it never ran from there. Each was read
+# against fixtures/minikernel: either the call can happen in this program (a configuration the run does
+# not exercise) or the callee is a named INDIRECT_CALL candidate the fixture does not define. An edge
+# that is not listed fails the test: a target the program cannot reach at that site.
+POSSIBLE_UNRUN = {
+    ("__sys_connect", "inet_dgram_connect"): "connect() on a datagram socket: inet_dgram_ops.connect",
+    ("__sys_connect", "sock_no_connect"): "connect() on a packet or unix dgram socket",
+    ("sock_sendmsg_nosec", "packet_sendmsg_spkt"): "sendmsg on a SOCK_PACKET socket: packet_ops_spkt.sendmsg",
+    ("napi_poll", "gro_cell_poll"): "a gro_cells device's napi, set by netif_napi_add in gro_cells.c",
+    ("sk_backlog_rcv", "udp_queue_rcv_skb"): "a UDP socket's backlog: udp_prot.backlog_rcv",
+    ("dst_output", "ip6_output"): "INDIRECT_CALL_INET candidate; not defined in the fixture",
+    ("dst_input", "ip6_input"): "INDIRECT_CALL_INET candidate; not defined in the fixture",
+    ("__netif_receive_skb_one_core", "ipv6_rcv"): "INDIRECT_CALL_INET candidate; not defined in the fixture",
+    ("sock_sendmsg_nosec", "inet6_sendmsg"): "INDIRECT_CALL_INET candidate; not defined in the fixture",
+    ("sock_recvmsg_nosec", "inet6_recvmsg"): "INDIRECT_CALL_INET candidate; not defined in the fixture",
+}
+# Pointer edges the program cannot take at their site (issue 16, per-object context): listed strictly,
+# so that the fix makes this test fail until the entry goes.
+IMPOSSIBLE_KNOWN = {
+    ("__inet_stream_connect", "ip4_datagram_connect"):
+        "__inet_stream_connect runs only for inet_stream_ops sockets, whose sk_prot is tcp_prot: never udp_prot",
+}
+
+
+def test_no_pointer_target_the_program_cannot_reach(executed, minikernel):
+    from ksrcgraph.rows import EDGE_KINDS
+
+    edges, _ = executed
+    cg = minikernel
+    ran = set().union(*edges.values())
+    callers = {a for a, _b in ran}
+    unrun = {(cg.name(e.src), cg.name(e.dst)) for e in cg.all_edges()
+             if EDGE_KINDS[e.kind].pointer and cg.name(e.src) in callers}
+    unrun = {pair for pair in unrun if pair not in ran}
+    assert unrun - set(POSSIBLE_UNRUN) == set(IMPOSSIBLE_KNOWN)
+    assert set(POSSIBLE_UNRUN) <= unrun, "a listed edge was run or is gone: update the list"
