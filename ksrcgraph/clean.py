@@ -16,6 +16,10 @@ by ``ksrcgraph/data``:
   (``DEV_CORE_STATS_INC(rx_dropped)``, ``BTF_ID(func, f)``, ``module_init(f)``), are replaced by spaces:
   their expansion is not visible here, and left in place they glue themselves to the next definition,
   which then parses under the macro's name or not at all;
+* a label standing alone right before a directive line (``ncls:`` then ``#endif``) becomes the
+  expression statement ``ncls;``: a label needs a statement, and without one the grammar hangs the
+  statement after the ``#endif`` on the label, inside the ``#ifdef`` block, so its calls inherit the
+  block's condition (labels are never read: only goto uses them);
 * a ``/* comment */`` on a line continued by a backslash (inside a multi-line ``#define``) is
   replaced by spaces: the grammar ends the macro's value at such a comment, and the rest of the
   macro body spills into the file as code.
@@ -197,6 +201,8 @@ def clean(src: bytes) -> bytes:
     _blank_top_level_invocations(buf)
     for m in _CONTINUED_COMMENT.finditer(src):
         _blank(buf, m.start(), m.end())
+    for m in _LABEL_BEFORE_DIRECTIVE.finditer(src):
+        buf[m.start(1) : m.end(1)] = b";"
     snapshot = bytes(buf)
     seen: set[int] = set()
     for key in rules.keys:
@@ -216,6 +222,7 @@ def clean(src: bytes) -> bytes:
     return bytes(buf)
 
 
+_LABEL_BEFORE_DIRECTIVE = re.compile(rb"(?m)^[ \t]*(?!default\b)[A-Za-z_]\w*[ \t]*(:)[ \t]*\r?\n(?=[ \t]*#)")
 _TYPE_KEYWORD = re.compile(rb"^\s*(?:const\s+)?(struct|union|enum)\s+[A-Za-z_]\w*\s*$")
 
 

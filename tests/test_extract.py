@@ -317,3 +317,31 @@ int f(struct socket *sock, int nosec)
     named = sorted(c.callee[1] for c in ff.calls if c.callee[0] == "v")
     assert named == ["sock_recvmsg", "sock_recvmsg_nosec"]
     assert all(c.args == "sock, 0, 1, 2" for c in ff.calls)
+
+
+def test_label_right_before_endif_keeps_the_next_call_outside_the_block(facts_of):
+    # net/core/dev.c before 5.x: "ncls:" is the last line of an #ifdef block; the statement that
+    # follows the #endif runs whatever the config, and must not inherit CONFIG_NET_CLS_ACT
+    ff = facts_of("""
+int receive(struct sk_buff *skb)
+{
+#ifdef CONFIG_NET_CLS_ACT
+	if (skb_tc_skip(skb))
+		goto ncls;
+	tc_classify(skb);
+ncls:
+#endif
+	deliver(skb);
+	switch (skb->len) {
+#ifdef CONFIG_X
+	default:
+#endif
+		other(skb);
+	}
+	return 0;
+}
+""")
+    conds = {c.callee[1]: c.cond for c in calls_in(ff, "receive")}
+    assert conds["tc_classify"] == "CONFIG_NET_CLS_ACT"
+    assert conds["deliver"] in ("", None)
+    assert ff.error_count == 0
