@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
+from .ctext import type_from_text
+
 DATA_PACKAGE = "ksrcgraph.data"
 
 
@@ -142,6 +144,13 @@ def container_macros() -> dict[str, int]:
     the typed allocators of typed_alloc_macros.tsv)."""
     rows = _rows("container_macros.tsv") + _rows("typed_alloc_macros.tsv")
     return {r["name"]: int(r["arg"]) for r in rows}
+
+
+@cache
+def typed_names() -> dict[str, str]:
+    """Identifier -> the TypeRef of the object it names (``s:task_struct``), for objects declared
+    outside the scope (typed_names.tsv, where the type is written as C: ``struct task_struct *``)."""
+    return {r["name"]: type_from_text(r["type"].rstrip(" *")) or "" for r in _rows("typed_names.tsv")}
 
 
 class StoreMacro(NamedTuple):

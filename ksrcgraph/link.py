@@ -314,7 +314,7 @@ class Program:
             t = self.locals[fi].get(fn, {}).get(e[1]) if fn >= 0 else None
             if t is None:
                 g = self.global_type(fi, e[1])
-                t = g.type if g else None
+                t = g.type if g else kdata.typed_names().get(e[1])
             return self.struct_of(t)
         if k == "f":
             base = self.type_of(e[1], fi, fn, depth + 1)
