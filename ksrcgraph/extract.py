@@ -97,7 +97,7 @@ def _parser() -> Parser:
 
 def extractor_key() -> str:
     """Cache key component: facts for the same bytes are reusable while this does not change."""
-    return f"x{EXTRACTOR_VERSION}-{kdata.data_digest()}-{kdata.package_digest()}"
+    return f"x{EXTRACTOR_VERSION}-{kdata.data_digest()}-{kdata.package_digest(only=kdata.FRONT_END)}"
 
 
 def _matches_by_file(root: Node) -> dict[str, list[Match]]:

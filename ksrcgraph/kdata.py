@@ -42,15 +42,25 @@ def data_digest() -> str:
     return h.hexdigest()[:16]
 
 
+# The modules that turn a file's bytes into its facts (the C front end and what it imports; a test
+# checks the closure): the facts cache is keyed by their code, so a change elsewhere keeps every
+# file's facts. The graph is keyed by all the code but the command line and the rendering.
+FRONT_END = ("clean", "ctext", "extract", "facts", "kdata")
+NOT_IN_GRAPH = ("cli", "report")
+
+
 @cache
-def package_digest() -> str:
-    """Hash of the package's code — every ``.py`` file under ``ksrcgraph/`` and the query files —
-    for cache keys: facts and graphs made by other code are never reused. (The data files go into
+def package_digest(only: tuple[str, ...] = (), but: tuple[str, ...] = ()) -> str:
+    """Hash of the package's code for cache keys — the ``.py`` files under ``ksrcgraph/`` whose module
+    name starts with one of ``only`` (all when empty) and none of ``but``, and the query files — so
+    that facts and graphs made by other code are never reused. (The data files go into
     ``data_digest``.)"""
     h = hashlib.sha256()
     root = Path(__file__).resolve().parent
     code = [(p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts]
     for rel, p in sorted(code):
+        if (only and not rel.startswith(only)) or rel.startswith(but):
+            continue
         h.update(rel.encode() + b"\0")
         h.update(p.read_bytes())
     queries = resources.files("ksrcgraph.queries")

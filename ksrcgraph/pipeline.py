@@ -26,7 +26,7 @@ from .store import DamagedEntry, Store, warn
 
 
 def graph_key(digest: str, xkey: str) -> str:
-    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.package_digest()}"
+    return f"{digest}|{xkey}|L{resolve.LINKER_VERSION}-{kdata.package_digest(but=kdata.NOT_IN_GRAPH)}"
 
 
 def _meta(tree: sources.SourceTree, digest: str, version: str | None, extra: dict | None = None) -> dict:
