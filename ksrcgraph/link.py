@@ -134,7 +134,8 @@ class Program:
             self._add_types(ff)
             self._add_macros(ff)
             for p in ff.protos:
-                self.protos.setdefault(p.name, p.ret)
+                if self.protos.get(p.name, "p") == "p":  # a typed declaration wins over a scalar one
+                    self.protos[p.name] = p.ret
         self._drop_macros_named_like_functions()
         self._find_function_params()
 

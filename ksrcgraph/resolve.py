@@ -132,7 +132,7 @@ class _Sites:
             for callee, _ in m.calls:
                 if callee in params or callee == name:
                     continue
-                if callee in self.p.funcs:
+                if callee in self.p.funcs or callee in self.p.protos:  # defined, or declared out of scope
                     out.append((callee, step))
                 elif callee in self.p.macros:
                     out.extend(self.expand_macro(callee, depth + 1, seen | {name}))
@@ -212,12 +212,19 @@ class _Sites:
         if name in p.macros:
             st["macro_sites"] += 1
             for target, step in self.expand_macro(name):
-                self.add_edge(fid, target, "direct", path, c.line, name, [step], c.cond)
+                self._macro_edge(fid, target, path, c, [step])
+            if name in p.protos:  # a function under the configurations that do not define the macro
+                self._macro_edge(fid, name, path, c, [])
             self._param_edges(fi, fid, "macro:" + name, c, path)
             return
         st["external_sites"] += 1
         self.externals.add(name)
         self.add_edge(fid, name, "direct", path, c.line, name, [], c.cond)
+
+    def _macro_edge(self, fid: str, target: str, path: str, c, evidence: list) -> None:  # type: ignore[no-untyped-def]
+        if target not in self.p.funcs:
+            self.externals.add(target)
+        self.add_edge(fid, target, "direct", path, c.line, c.callee[1], evidence, c.cond)
 
     def _count_resolved(self, n: int, kind: str, reason: str, path: str, line: int, text: str) -> None:
         if n:

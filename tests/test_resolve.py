@@ -322,3 +322,31 @@ void ip_protocol_deliver_rcu(struct net *net, struct sk_buff *skb, int protocol)
     (e,) = edges_between(cg, "ip_protocol_deliver_rcu", "udp_rcv")
     assert e.kind == "assign"
     assert e.evidence[0][1:4] == ("net_hotdata.udp_protocol = (struct net_protocol){...}", "net/ipv4/af_inet.c", 4)
+
+
+def test_macro_standing_for_an_out_of_scope_function(graph_of):
+    # include/linux/mutex.h: mutex_lock is a macro under CONFIG_DEBUG_LOCK_ALLOC and a function
+    # (in kernel/, out of scope) otherwise; both become edges, each with its condition's evidence
+    cg = graph_of({"include/linux/mutex.h": """
+struct mutex { int x; };
+#ifdef CONFIG_DEBUG_LOCK_ALLOC
+extern void mutex_lock_nested(struct mutex *lock, unsigned int subclass);
+#define mutex_lock(lock) mutex_lock_nested(lock, 0)
+#else
+extern void mutex_lock(struct mutex *lock);
+#endif
+#define might_sleep_if(c) do { if (c) __might_sleep(__FILE__, __LINE__); } while (0)
+""", "net/core/x.c": """
+static struct mutex m;
+int f(int c)
+{
+	mutex_lock(&m);
+	might_sleep_if(c);
+	return 0;
+}
+"""})
+    assert kinds_between(cg, "f", "mutex_lock") == {"direct"}
+    (e,) = edges_between(cg, "f", "mutex_lock_nested")
+    assert e.evidence[0][4] == "CONFIG_DEBUG_LOCK_ALLOC"
+    # a name the macro calls that nothing declares (here __might_sleep) stays out
+    assert {cg.name(x.dst) for x in cg.all_edges() if cg.name(x.src) == "f"} == {"mutex_lock", "mutex_lock_nested"}
