@@ -15,7 +15,7 @@ from tree_sitter import Node
 from . import kdata
 from .extract_context import FileContext, Match
 from .extract_nodes import Decl, anonymous_body
-from .facts import Assign, Field, Function, Global, Init, Local, Proto, Struct, Typedef, TypeRef
+from .facts import Assign, Expr, Field, Function, Global, Init, Local, Proto, Struct, Typedef, TypeRef
 
 _HEAD_STOPS = ("function_declarator", "pointer_declarator", "compound_statement")
 _SCALAR_TYPES = ("primitive_type", "sized_type_specifier")
@@ -44,10 +44,49 @@ def functions(ctx: FileContext, matches: list[Match]) -> None:
         body = m["function.body"][0]
         head = " ".join(ctx.src[fnode.start_byte : body.start_byte].decode("utf-8", "replace").split())[:300]
         fn = Function(d.name, decl_node.start_point[0] + 1, fnode.end_point[0] + 1, static, inline,
-                      None if ret == "p" else ret, tuple(params), ctx.cond_at(fnode.start_byte), definer, head)
+                      None if ret == "p" else ret, tuple(params), ctx.cond_at(fnode.start_byte), definer, head,
+                      "" if definer else _blanked_words(ctx, fnode.start_byte, body.start_byte))  # a definer's head is rewritten
         idx = ctx.add_function(fn, fnode)
         for pname, ptype in params:
             ctx.locals.append(Local(idx, pname, ptype))
+    _file_scope_markers(ctx)
+
+
+_WORD = re.compile(rb"[A-Za-z_]\w*")
+_MARKER = re.compile(rb"(?m)^[ \t]*(?:(?:static|const)[ \t]+)*([A-Za-z_]\w*)[ \t]*\(([^()]{0,600})\)")
+
+
+def _blanked_words(ctx: FileContext, start: int, end: int) -> str:
+    """The identifiers clean blanked in a function's head (start..end), and on the same line before
+    it (``__visible noinstr void f(...)``: the definition starts at ``void``), or on a line of their
+    own right above it (``noinline\nstatic int f(...)``)."""
+    raw, src = ctx.raw, ctx.src
+    line = src.rfind(b"\n", 0, start) + 1
+    above = src.rfind(b"\n", 0, max(line - 1, 0)) + 1 if line else line
+    if line and not src[above:line].strip() and re.fullmatch(rb"[\w \t]*\n", raw[above:line]):
+        line = above
+    words = [m.group().decode() for m in _WORD.finditer(raw, line, end) if not src[m.start() : m.end()].strip()]
+    return " ".join(dict.fromkeys(words))
+
+
+def _file_scope_markers(ctx: FileContext) -> None:
+    """A macro invoked at file scope with one of the file's functions as an argument —
+    ``EXPORT_SYMBOL(f);``, ``NOKPROBE_SYMBOL(f);``, ``late_initcall(f);``, ``static
+    DECLARE_WORK(w, f);`` — is added to that function's attrs as ``NAME()``: its address is taken
+    there, where no call or initializer fact sees it."""
+    if not ctx.functions:
+        return
+    names = {fn.name for fn in ctx.functions}
+    marks: dict[str, list[str]] = {}
+    for m in _MARKER.finditer(ctx.raw):
+        if ctx.fn_at(m.start(1)) >= 0:
+            continue
+        for arg in m.group(2).decode("utf-8", "replace").split(","):
+            if arg.strip() in names:
+                marks.setdefault(arg.strip(), []).append(m.group(1).decode() + "()")
+    for i, fn in enumerate(ctx.functions):
+        if fn.name in marks:
+            ctx.functions[i] = fn._replace(attrs=" ".join(dict.fromkeys(fn.attrs.split() + marks[fn.name])))
 
 
 def _function_storage(ctx: FileContext, fnode: Node) -> tuple[bool, bool]:
@@ -135,12 +174,31 @@ def _prototype(ctx: FileContext, d: Decl, tnode: Node) -> None:
 def _local(ctx: FileContext, fi: int, d: Decl, ty: TypeRef, dnode: Node) -> None:
     """A local variable; its initializer is an assignment when it may carry a function."""
     ctx.locals.append(Local(fi, d.name, ty))
-    if d.init is None or d.init.type == "initializer_list":
+    if d.init is None:
+        return
+    if d.init.type == "initializer_list":
+        _local_fields(ctx, fi, d, dnode)
         return
     rhs = ctx.expr(d.init)
     if rhs[0] in _LOCAL_VALUE_KINDS:
         ctx.assigns.append(Assign(fi, d.init.start_point[0] + 1, ("v", d.name), rhs, ctx.text(dnode)[:160],
                                   ctx.cond_at(dnode.start_byte), None))
+
+
+def _local_fields(ctx: FileContext, fi: int, d: Decl, dnode: Node) -> None:
+    """``struct unix_stream_read_state state = { .recv_actor = f, ... };`` — each designated field
+    that may carry a function is an assignment ``state.recv_actor = f``."""
+    leaves: list = []
+    ctx.init_leaves(d.init, (), leaves)
+    for lpath, lval, lnode in leaves:
+        if not lpath or any(step != "." for step, _ in lpath) or lval[0] not in _LOCAL_VALUE_KINDS:
+            continue
+        lhs: Expr = ("v", d.name)
+        for _, fld in lpath:
+            lhs = ("f", lhs, fld)
+        text = f"{d.name}.{'.'.join(str(f) for _, f in lpath)} = {ctx.text(lnode)}"
+        ctx.assigns.append(Assign(fi, lnode.start_point[0] + 1, lhs, lval, text[:160], ctx.cond_at(lnode.start_byte),
+                                  None))
 
 
 def _global(ctx: FileContext, fi: int, d: Decl, ty: TypeRef, static: bool, dnode: Node, dcl: Node) -> None:

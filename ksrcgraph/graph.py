@@ -17,6 +17,7 @@ of a region, for networkx's k-shortest-paths) and ``lookup`` (a user's name to o
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import heapq
 import math
@@ -365,6 +366,21 @@ class CallGraph:
 
     def name(self, nid: str) -> str:
         return self.nodes[nid].name if nid in self.nodes else nid
+
+    @cached_property
+    def _starts(self) -> dict[str, list[tuple[int, str]]]:
+        """file -> (first line, id) of the functions defined there, in order."""
+        out: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for nid, n in self.nodes.items():
+            if n.file and not n.external:
+                out[n.file].append((n.line, nid))
+        return {f: sorted(v) for f, v in out.items()}
+
+    def function_at(self, file: str, line: int) -> str | None:
+        """The function whose definition holds file:line (the last one starting at or before it)."""
+        starts = self._starts.get(file, [])
+        i = bisect.bisect_right(starts, (line, "\uffff")) - 1
+        return starts[i][1] if i >= 0 else None
 
     def location(self, nid: str) -> tuple[str | None, int]:
         n = self.nodes.get(nid)

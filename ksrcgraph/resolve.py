@@ -132,7 +132,9 @@ class _Sites:
             for callee, _ in m.calls:
                 if callee in params or callee == name:
                     continue
-                if callee in self.p.funcs or callee in self.p.protos:  # defined, or declared out of scope
+                if callee in self.p.funcs or (depth == 0 and callee in self.p.protos):
+                    # defined; or declared out of scope and named by this macro itself (mutex_lock ->
+                    # mutex_lock_nested), not by a macro it uses (likely -> ftrace_likely_update)
                     out.append((callee, step))
                 elif callee in self.p.macros:
                     out.extend(self.expand_macro(callee, depth + 1, seen | {name}))

@@ -390,3 +390,31 @@ def test_realised_paths_are_shown_first_and_grouped():
     only = _Found()
     only.add(Path(["a", "x", "b"], 3.0), [])
     assert [p.nodes for p, _cs in _show_order(only, unrealised=False)] == [["a", "x", "b"]]  # nothing resolves
+
+
+def test_pointer_stored_by_the_path_itself_is_confirmed(graph_of):
+    """No rule models unix_stream_read_state.recv_actor; the path's own unix_stream_recvmsg stored
+    the callee there, so the hop is confirmed (and says where)."""
+    from ksrcgraph.refstack import replay as R
+    from ksrcgraph.refstack.model import Model
+    from ksrcgraph.refstack.sockets import Config
+
+    src = """
+struct read_state { int (*recv_actor)(int chunk, struct read_state *state); };
+static int read_actor(int chunk, struct read_state *state) { return chunk; }
+static int read_generic(struct read_state *state) { return state->recv_actor(1, state); }
+int stream_recvmsg(int n)
+{
+	struct read_state state = { .recv_actor = read_actor };
+	return read_generic(&state);
+}
+int elsewhere(struct read_state *s) { return read_generic(s); }
+"""
+    cg = graph_of({"net/unix/af_unix.c": src})
+    m = Model(cg)
+    conf = Config("unix", "stream")
+    ok = R.replay(cg, m, [cg.lookup(n) for n in ("stream_recvmsg", "read_generic", "read_actor")], conf)
+    assert ok.hops[1].verdict == "confirmed"
+    assert ok.hops[1].state == "set on this path: state.recv_actor = read_actor (net/unix/af_unix.c:7) in stream_recvmsg"
+    other = R.replay(cg, m, [cg.lookup(n) for n in ("elsewhere", "read_generic", "read_actor")], conf)
+    assert other.hops[1].verdict == "unmodelled"

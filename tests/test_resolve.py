@@ -350,3 +350,43 @@ int f(int c)
     assert e.evidence[0][4] == "CONFIG_DEBUG_LOCK_ALLOC"
     # a name the macro calls that nothing declares (here __might_sleep) stays out
     assert {cg.name(x.dst) for x in cg.all_edges() if cg.name(x.src) == "f"} == {"mutex_lock", "mutex_lock_nested"}
+
+
+def test_macro_inside_a_macro_adds_no_out_of_scope_callee(graph_of):
+    cg = graph_of({"include/linux/compiler.h": """
+void ftrace_likely_update(void *f, int val, int expect, int is_constant);
+#define __branch_check__(x, expect) ({ long ______r = (x); ftrace_likely_update(0, ______r, expect, 0); ______r; })
+#define likely(x) (__branch_check__(x, 1))
+""", "net/core/y.c": """
+int g(int c)
+{
+	if (likely(c))
+		return 1;
+	return 0;
+}
+"""})
+    assert [cg.name(x.dst) for x in cg.all_edges() if cg.name(x.src) == "g"] == []
+
+
+def test_local_struct_initializer_stores_its_function_fields(graph_of):
+    # net/unix/af_unix.c: unix_stream_recvmsg fills a local unix_stream_read_state with
+    # .recv_actor = unix_stream_read_actor and passes &state on; state->recv_actor(...) calls it
+    src = """
+struct read_state { int (*recv_actor)(int chunk, struct read_state *state); int size; };
+static int read_actor(int chunk, struct read_state *state) { return chunk; }
+static int other_actor(int chunk, struct read_state *state) { return 0; }
+static int read_generic(struct read_state *state) { return state->recv_actor(1, state); }
+int stream_recvmsg(int n)
+{
+	struct read_state state = {
+		.recv_actor = read_actor,
+		.size = n,
+	};
+	return read_generic(&state);
+}
+"""
+    cg = graph_of({"net/unix/af_unix.c": src})
+    (e,) = edges_between(cg, "read_generic", "read_actor")
+    assert e.kind == "assign"
+    assert "state.recv_actor = read_actor" in str(e.evidence)
+    assert edges_between(cg, "read_generic", "other_actor") == []

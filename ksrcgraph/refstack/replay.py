@@ -99,10 +99,30 @@ def replay(cg: CallGraph, model: Model, nodes: list[str], config: Config,
     for i, (a, b) in enumerate(zip(nodes, nodes[1:])):
         edges = hops[i] if hops is not None else cg.edges_between(a, b)
         why = branch_not_taken(edges, earlier, cg.name(a)) if earlier else None
-        r.hops.append(HopVerdict("contradicted", why) if why else
-                      judge(model, config, edges, b, nodes[i - 1] if i > 0 else None, model.code_family(files[: i + 1])))
+        v = HopVerdict("contradicted", why) if why else judge(
+            model, config, edges, b, nodes[i - 1] if i > 0 else None, model.code_family(files[: i + 1]))
+        if v.verdict == "unmodelled":
+            v = stored_on_path(model, edges, nodes[: i + 1]) or v
+        r.hops.append(v)
         earlier.insert(0, edges)
     return r
+
+
+def stored_on_path(model: Model, edges: list[Edge], ran: list[str]) -> HopVerdict | None:
+    """A pointer no rule models is confirmed when the path itself stored the callee there: the
+    assignment that put it in the pointer lies in a function the path ran before the call
+    (``unix_stream_recvmsg`` fills ``state.recv_actor = unix_stream_read_actor`` and passes
+    ``&state`` down to ``unix_stream_read_generic``, which calls ``state->recv_actor``)."""
+    mine = set(ran)
+    for e in edges:
+        for step in e.evidence:
+            if step[0] != "assign":
+                continue
+            fn = model.cg.function_at(step[2], step[3])
+            if fn in mine:
+                return HopVerdict("confirmed", f"set on this path: {step[1]} ({step[2]}:{step[3]}) in "
+                                               f"{model.cg.name(fn)}", e.slot or "")
+    return None
 
 
 def branch_not_taken(edges: list[Edge], earlier: list[list[Edge]], fn: str) -> str | None:
@@ -148,7 +168,8 @@ def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within: set[
                        pairs: list[tuple[str, str, tuple[str, ...]]] | None = None) -> set[tuple[str, str]]:
     """Caller/callee pairs among the functions within that no hop of a resolving path can take for
     this configuration: every usable edge between them is a pointer its state contradicts, or one
-    no rule models (a path through it would not resolve either)."""
+    no rule models (a path through it would not resolve either) — unless an assignment put the
+    callee there, which the path itself may have run (see stored_on_path)."""
     st = model.state(config)
     bindings: dict[str, object] = {}
     out: set[tuple[str, str]] = set()
@@ -163,9 +184,16 @@ def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within: set[
             if bnd is not None and b in bnd.functions:  # type: ignore[attr-defined]
                 dead = False
                 break
+            if bnd is None and _stored_somewhere(cg, a, b, slot):  # the path may store it (stored_on_path)
+                dead = False
+                break
         if dead:
             out.add((a, b))
     return out
+
+
+def _stored_somewhere(cg: CallGraph, a: str, b: str, slot: str) -> bool:
+    return any(e.slot == slot and any(step[0] == "assign" for step in e.evidence) for e in cg.edges_between(a, b))
 
 
 # A socket's paths are searched among the functions that can lie on a path costing at most the best
