@@ -125,11 +125,23 @@ def _blank(buf: bytearray, start: int, end: int) -> None:
     buf[start:end] = bytes(0x0A if c == 0x0A else 0x20 for c in seg)
 
 
+_COMMENTS = re.compile(rb"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def _uncommented(buf: bytearray, start: int, limit: int = 20000) -> bytes:
+    """buf from start (limit bytes) with its comments blanked, same length: a comment inside a macro's
+    arguments — ``/* see sendto(2 */`` — holds neither parentheses nor commas."""
+    text = bytes(buf[start : start + limit])
+    return _COMMENTS.sub(lambda m: b" " * len(m.group()), text) if b"/" in text else text
+
+
 def _rewrite_definer(buf: bytearray, start: int, open_pos: int, prefix: str) -> bool:
-    close = match_paren(buf, open_pos)
+    text = _uncommented(buf, open_pos)
+    close = match_paren(text, 0)
     if close < 0:
         return False
-    args = [b" ".join(a.split()) for a in split_args(bytes(buf[open_pos + 1 : close]))]
+    args = [b" ".join(a.split()) for a in split_args(text[1:close])]
+    close += open_pos
     if not args or not re.fullmatch(rb"\w+", args[0]):
         return False
     rest = args[1:]

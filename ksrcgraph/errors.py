@@ -33,3 +33,14 @@ class SymbolError(KsrcError):
 
 class CacheError(KsrcError):
     """The cache cannot be used (not writable, damaged beyond repair)."""
+
+
+class Terminated(KsrcError):
+    """A signal (SIGTERM, SIGHUP) stopped the run after it cleaned up; exit status 128 + its number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"terminated by {signal.Signals(signum).name}",
+                         "nothing half-written was kept; run the command again")
+        self.status = 128 + signum

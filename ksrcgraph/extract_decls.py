@@ -53,6 +53,7 @@ def functions(ctx: FileContext, matches: list[Match]) -> None:
 
 
 _WORD = re.compile(rb"[A-Za-z_]\w*")
+_LOOK_BACK = 512  # bytes before a function's head searched for the words clean blanked
 _MARKER = re.compile(rb"(?m)^[ \t]*(?:(?:static|const)[ \t]+)*([A-Za-z_]\w*)[ \t]*\(([^()]{0,600})\)")
 
 
@@ -61,8 +62,9 @@ def _blanked_words(ctx: FileContext, start: int, end: int) -> str:
     it (``__visible noinstr void f(...)``: the definition starts at ``void``), or on a line of their
     own right above it (``noinline\nstatic int f(...)``)."""
     raw, src = ctx.raw, ctx.src
-    line = src.rfind(b"\n", 0, start) + 1
-    above = src.rfind(b"\n", 0, max(line - 1, 0)) + 1 if line else line
+    floor = max(0, start - _LOOK_BACK)  # bounded: a file on one line must not cost a scan per function
+    line = max(src.rfind(b"\n", floor, start) + 1, floor)
+    above = max(src.rfind(b"\n", floor, max(line - 1, 0)) + 1, floor) if line > floor else line
     if line and not src[above:line].strip() and re.fullmatch(rb"[\w \t]*\n", raw[above:line]):
         line = above
     words = [m.group().decode() for m in _WORD.finditer(raw, line, end) if not src[m.start() : m.end()].strip()]

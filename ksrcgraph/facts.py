@@ -55,6 +55,10 @@ class Function(NamedTuple):
     cond: str
     definer: str | None  # "SYSCALL_DEFINE3" when a definer macro made this function
     signature: str  # the head as written, whitespace collapsed: "int ip_output(struct net *net, ...)"
+    # words clean blanked in the head (``__always_inline``, ``notrace``, ``__init``, ``noinline``: kept
+    # here, since the parse never sees them) and the macros naming the function at file scope
+    # (``EXPORT_SYMBOL_GPL``, ``NOKPROBE_SYMBOL``, ``late_initcall``), space-separated, in order
+    attrs: str = ""
 
 
 class Call(NamedTuple):

@@ -31,12 +31,19 @@ def _rows(name: str) -> list[dict[str, str]]:
     return rows
 
 
+# Data read only when a query is answered, never while facts or graphs are made (attachability of
+# functions, symbol names of built kernels): left out of the cache keys, so that tuning them re-parses
+# and re-links nothing.
+QUERY_TIME_DATA = frozenset(("attach_annotations.tsv", "attach_rules.tsv", "symbol_names.tsv"))
+
+
 @cache
 def data_digest() -> str:
-    """Hash of every data file: part of the extractor version (a data change re-extracts)."""
+    """Hash of every data file but QUERY_TIME_DATA: part of the extractor version (a data change
+    re-extracts)."""
     h = hashlib.sha256()
     for entry in sorted(resources.files(DATA_PACKAGE).iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".tsv"):
+        if entry.name.endswith(".tsv") and entry.name not in QUERY_TIME_DATA:
             h.update(entry.name.encode())
             h.update(entry.read_bytes())
     return h.hexdigest()[:16]
@@ -268,3 +275,22 @@ def cleanup_uses() -> dict[str, CleanupUse]:
 def cleanup_statement_args() -> dict[str, int]:
     """Use macro name -> position of its argument that is a statement (data/cleanup_uses.tsv)."""
     return {r["macro"]: int(r["statement"]) for r in _rows("cleanup_uses.tsv") if r["statement"].isdigit()}
+
+
+# -- attachability (issue 11); QUERY_TIME_DATA ---------------------------------------------------------
+@cache
+def symbol_names() -> tuple[dict[str, str], ...]:
+    """Rows of symbol_names.tsv: clone suffixes, text ranges refusing kprobes, the blacklist prefix."""
+    return tuple(_rows("symbol_names.tsv"))
+
+
+@cache
+def attach_annotations() -> dict[str, tuple[str, str]]:
+    """A word of a function's attrs (facts.Function.attrs) -> (class, reason)."""
+    return {r["word"]: (r["class"], r["reason"]) for r in _rows("attach_annotations.tsv")}
+
+
+@cache
+def attach_rules() -> tuple[tuple[str, str, str], ...]:
+    """(condition, verdict, reason) of attach_rules.tsv, in order: the first that holds decides."""
+    return tuple((r["when"], r["verdict"], r["reason"]) for r in _rows("attach_rules.tsv"))

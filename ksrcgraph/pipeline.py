@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from . import index, kdata, link, resolve, sources
+from . import attach, index, kdata, link, resolve, sources
 from .extract import extractor_key
 from .facts import FileFacts
 from .graph import CallGraph, pack
@@ -79,6 +79,7 @@ def build_graph(facts: list[FileFacts]) -> tuple[dict, dict, dict]:
     prog = link.Program(facts)
     linked = resolve.build(prog)
     parts = tables.build_parts(prog, linked.flows)
+    parts[attach.PART] = attach.features(prog)  # what attachability is predicted from (issue 11)
     linked = linked._replace(flows=None)  # the value flow and the program are not needed any more
     del prog
     return pack(linked, parts)

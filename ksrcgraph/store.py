@@ -7,7 +7,8 @@ Out: the same, read back — or nothing, when a row is missing or fails its chec
 Facts are stored once per distinct file content, like Elixir does for every kernel tag: indexing a
 second version parses only the files whose content is new. Every row carries a checksum; a row
 that fails it is dropped with a warning and rebuilt; a database SQLite cannot read is moved aside
-(``facts.sqlite.damaged-<time>``) and rebuilt. A cache is an optimisation, never a crash.
+(``facts.sqlite.damaged-<time>``) and rebuilt. A cache is an optimisation, never a crash. A cache
+that cannot be written (read-only, full disk) is not damaged: that is a ``CacheError`` saying which.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import shutil
 import sqlite3
 import sys
 import time
@@ -106,6 +108,32 @@ def _when_free(fn, *args):  # type: ignore[no-untyped-def]
             pause = min(pause * 2, 2.0)
 
 
+def _not_damage(e: sqlite3.Error, path: Path) -> CacheError | None:
+    """The cache's surroundings, not its content, are at fault — a full disk, a read-only file or
+    directory, a database that cannot be opened: the CacheError saying so (None for damage)."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    text = str(e).lower()
+    if name.startswith("SQLITE_FULL") or "disk is full" in text or _no_room(path):
+        return cachedir.full_error(path)
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")) or "readonly" in text:
+        return cachedir.read_only_error(path, str(e))
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+        if not writable:
+            return cachedir.read_only_error(path, str(e))
+        return CacheError(f"cannot open the cache database {path}: {e}",
+                          "check that it is a file you can write (or remove it), or set KSRCGRAPH_CACHE_DIR "
+                          "to another directory")
+    return None
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < 1 << 20
+    except OSError:
+        return False
+
+
 class Store:
     """One connection to the cache database. Safe to use from concurrent processes (WAL, busy
     timeout); every write is a short transaction, so a killed run leaves only complete rows."""
@@ -124,6 +152,7 @@ class Store:
         try:
             return _when_free(self._connect)
         except sqlite3.DatabaseError as e:
+            self._raise_unless_damage(e)
             self._move_aside(e)
             try:
                 return self._connect()
@@ -146,17 +175,25 @@ class Store:
             raise
         return db
 
+    def _raise_unless_damage(self, e: sqlite3.Error) -> None:
+        err = _not_damage(e, self.path)
+        if err is not None:
+            raise err from e
+
     def _move_aside(self, err: Exception) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
         warn(f"cache database {self.path} is damaged ({err}); moved to {aside.name} and rebuilding")
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(self.path) + suffix)
-            if p.exists():
-                try:
+            try:
+                if p.exists():
                     os.replace(p, Path(str(aside) + suffix))
-                except OSError:
+            except OSError:
+                try:
                     p.unlink(missing_ok=True)
+                except OSError as e:
+                    raise cachedir.write_error(e, p) from e
 
     def close(self) -> None:
         self.db.close()
@@ -177,6 +214,7 @@ class Store:
         try:
             return _when_free(fn, *args)
         except sqlite3.DatabaseError as e:
+            self._raise_unless_damage(e)
             self.db.close()
             self._move_aside(e)
             self.db = self._open()
@@ -364,20 +402,44 @@ class Store:
             for k in set(graphs) | set(orphans):
                 for table in ("graphs", "graph_rows", "graph_parts"):
                     self.db.execute(f"DELETE FROM {table} WHERE key=?", (k,))
-        self.db.execute("VACUUM")
+        with _Tx(self.db, self.path, begin=False):
+            self.db.execute("VACUUM")
         after = self.path.stat().st_size if self.path.exists() else 0
         return {"manifests": len(gone), "blobs": len(stale), "graphs": len(graphs), "before": before, "after": after}
 
     def _tx(self):  # type: ignore[no-untyped-def]
-        return _Tx(self.db)
+        return _Tx(self.db, self.path)
 
 
 class _Tx:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    """One write transaction; a write the cache's surroundings refuse (full disk, read-only) is a
+    CacheError saying so."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path, begin: bool = True) -> None:
+        self.db, self.path, self.begin = db, path, begin
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.begin:
+            self._run("BEGIN IMMEDIATE")
 
     def __exit__(self, et, ev, tb) -> None:  # type: ignore[no-untyped-def]
-        self.db.execute("COMMIT" if et is None else "ROLLBACK")
+        if et is None and self.begin:
+            self._run("COMMIT")
+            return
+        if self.begin and self.db.in_transaction:  # after SQLITE_FULL, SQLite has rolled back already
+            self.db.execute("ROLLBACK")
+        if isinstance(ev, sqlite3.Error):
+            err = _not_damage(ev, self.path)
+            if err is not None:
+                raise err from ev
+
+    def _run(self, sql: str) -> None:
+        try:
+            self.db.execute(sql)
+        except sqlite3.Error as e:
+            if sql == "COMMIT" and self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            err = _not_damage(e, self.path)
+            if err is not None:
+                raise err from e
+            raise

@@ -17,11 +17,11 @@ MAX_MODULE_LINES = 500
 
 LAYERS = [
     # base: errors, kernel knowledge, where the cache lives, progress on stderr
-    {"errors", "kdata", "data", "cachedir", "progress", "rows", "ctext"},
+    {"errors", "env", "kdata", "data", "cachedir", "progress", "rows", "ctext"},
     # C front end: bytes in, facts out
     {"clean", "extract", "facts", "queries"},
     # core: trees, the store, linking, the graph and queries on it, diffs of paths
-    {"sources", "download", "store", "index", "link", "flows", "precision", "resolve", "resolve_cleanup", "graph", "query", "diff"},
+    {"sources", "archive", "download", "store", "index", "link", "flows", "precision", "resolve", "resolve_cleanup", "graph", "query", "diff", "attach", "symbols"},
     # the reference stack, built from the linked program and queried with the graph
     {"refstack"},
     # the whole pipeline behind one call
@@ -105,3 +105,23 @@ def test_imports_follow_the_layers(module, path):
 def test_layer_table_knows_every_module():
     for module, _ in MODULES:
         layer_of(module)
+
+
+def test_facts_cache_key_covers_what_the_front_end_imports():
+    """Facts are cached under a digest of kdata.FRONT_END's modules only: every module those import
+    (directly or not) must be among them, or a change to it would keep stale facts."""
+    from ksrcgraph import kdata
+
+    def covered(m: str) -> bool:
+        return m.replace(".", "/").startswith(kdata.FRONT_END)
+
+    by_name = dict(MODULES)
+    todo = [m for m in by_name if covered(m)]
+    seen = set(todo)
+    while todo:
+        m = todo.pop()
+        for dep in imported(m, by_name[m], ast.parse(by_name[m].read_text())):
+            if dep in by_name and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    assert sorted(m for m in seen if not covered(m)) == []

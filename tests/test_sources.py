@@ -115,3 +115,112 @@ def test_a_label_is_never_a_path(tmp_path, monkeypatch):
     assert a.root != b.root and (b.root / "net" / "only-here.c").is_file()
     assert not (a.root / "net" / "only-here.c").exists()
     assert "9.9" not in dict(sources.available_versions())  # the label names no cached version
+
+
+# -- complete or nothing: a damaged archive is refused, never cached as a partial tree ------------------
+def plain_tar(tmp_path) -> bytes:
+    """The kernel tarball's members, as an uncompressed tar (bytes)."""
+    src = kernel_tar(tmp_path)
+    out = io.BytesIO()
+    with tarfile.open(src) as tin, tarfile.open(fileobj=out, mode="w") as tout:
+        for m in tin.getmembers():
+            tout.addfile(m, tin.extractfile(m))
+    return out.getvalue()
+
+
+def middle_header(data: bytes) -> int:
+    """The offset of the header of a member in the middle of an uncompressed tar."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+    return members[len(members) // 2].offset
+
+
+def assert_nothing_cached(tmp_path):
+    trees = tmp_path / "cache" / "trees"
+    assert not list(trees.glob("*/.done-*")) and not list(trees.glob("*/net")) and not list(trees.glob("*/.tmp-*"))
+
+
+def damaged_variants(tmp_path):
+    data = plain_tar(tmp_path)
+    at = middle_header(data)
+    garbage = data[:at] + bytes(range(256)) * 2 + data[at + 512:]  # a header that fails its checksum
+    return {"garbage-header.tar": garbage, "cut-at-header.tar": data[:at],
+            "garbage-header.tar.gz": __import__("gzip").compress(garbage)}
+
+
+@pytest.mark.parametrize("name", ["garbage-header.tar", "cut-at-header.tar", "garbage-header.tar.gz"])
+def test_tar_damaged_in_the_middle_is_refused(tmp_path, monkeypatch, name):
+    # tarfile reads a bad header (or the end of the data) after the first member as the end of the
+    # archive: the tree was half extracted and cached as complete
+    monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    tb = tmp_path / name
+    tb.write_bytes(damaged_variants(tmp_path)[name])
+    with pytest.raises(ArchiveError, match="damaged|truncated|ends before"):
+        sources.open_tree("9.9", str(tb), ("net", "include"))
+    assert_nothing_cached(tmp_path)
+
+
+def test_corrupt_xz_is_an_archive_error(tmp_path, monkeypatch):
+    import lzma
+
+    monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    data = bytearray(lzma.compress(plain_tar(tmp_path)))
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0x55
+    tb = tmp_path / "linux-9.9.tar.xz"
+    tb.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="cannot read linux-9.9.tar.xz"):
+        sources.open_tree("9.9", str(tb), ("net", "include"))
+    assert_nothing_cached(tmp_path)
+
+
+def test_intact_plain_tar_with_zero_padding_is_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    tb = tmp_path / "linux-9.9.tar"
+    tb.write_bytes(plain_tar(tmp_path) + bytes(20 * 512))
+    tree = sources.open_tree("9.9", str(tb), ("net", "include"))
+    assert (tree.root / "net" / "socket.c").is_file()
+
+
+def test_full_disk_while_extracting_is_a_cache_error_not_damage(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    from ksrcgraph.errors import CacheError
+
+    monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    tb = kernel_tar(tmp_path)
+    real_open = builtins.open
+
+    class Full(io.RawIOBase):
+        def writable(self):
+            return True
+
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_open(path, mode="r", *a, **k):
+        return Full() if mode in ("xb", "wb") and "cache" in str(path) else real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(CacheError, match="no space left on device") as e:
+        sources.open_tree("9.9", str(tb), ("net", "include"))
+    assert not isinstance(e.value, ArchiveError) and "free some space" in e.value.hint
+    assert_nothing_cached(tmp_path)
+
+
+def test_read_only_cache_while_extracting_is_a_cache_error(tmp_path, monkeypatch):
+    import errno
+
+    from ksrcgraph.errors import CacheError
+
+    monkeypatch.setenv("KSRCGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    tb = kernel_tar(tmp_path)
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.mkdtemp", read_only)
+    with pytest.raises(CacheError, match="read-only") as e:
+        sources.open_tree("9.9", str(tb), ("net", "include"))
+    assert "KSRCGRAPH_CACHE_DIR" in e.value.hint

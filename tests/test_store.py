@@ -125,3 +125,57 @@ def test_a_busy_database_is_waited_for_not_moved_aside():
 
     with pytest.raises(sqlite3.DatabaseError):
         _when_free(damaged)
+
+
+# -- a read-only or full cache is reported as such, never taken for damage ------------------------------
+def read_only_sqlite(monkeypatch):
+    """Every connection the store opens is read-only, as in a read-only directory or filesystem."""
+    import sqlite3
+
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda path, **k: real(f"file:{path}?mode=ro", uri=True, **k))
+
+
+def assert_not_moved_aside(tmp_path, err):
+    assert not list(tmp_path.glob("*.damaged-*")) and "damaged" not in err
+
+
+def test_read_only_database_is_an_error_not_damage(tmp_path, monkeypatch, capsys):
+    from ksrcgraph.errors import CacheError
+
+    tree = copy_tree(tmp_path)
+    with Store(tmp_path / "c.sqlite") as st:
+        build(tree, st)
+    (tree / "net" / "new.c").write_text("int new_function(void) { return 0; }\n")
+    read_only_sqlite(monkeypatch)
+    with pytest.raises(CacheError, match="read-only") as e, Store(tmp_path / "c.sqlite") as st:
+        build(tree, st)
+    assert "KSRCGRAPH_CACHE_DIR" in e.value.hint
+    assert_not_moved_aside(tmp_path, capsys.readouterr().err)
+
+
+def test_database_that_cannot_be_created_is_an_error_not_damage(tmp_path, monkeypatch, capsys):
+    from ksrcgraph.errors import CacheError
+
+    read_only_sqlite(monkeypatch)  # a new database in a read-only cache: SQLite cannot create it
+    with pytest.raises(CacheError, match="cannot open|read-only"):
+        Store(tmp_path / "c.sqlite")
+    assert_not_moved_aside(tmp_path, capsys.readouterr().err)
+
+
+def test_full_disk_is_an_error_not_damage(tmp_path, monkeypatch, capsys):
+    from ksrcgraph.errors import CacheError
+
+    real = Store._connect
+
+    def tiny(self):  # SQLite's own "database or disk is full" (SQLITE_FULL), as on a full filesystem
+        db = real(self)
+        db.execute("PRAGMA max_page_count=12")
+        return db
+
+    monkeypatch.setattr(Store, "_connect", tiny)
+    tree = copy_tree(tmp_path)
+    with pytest.raises(CacheError, match="no space left|disk is full") as e, Store(tmp_path / "c.sqlite") as st:
+        build(tree, st)
+    assert "free some space" in e.value.hint
+    assert_not_moved_aside(tmp_path, capsys.readouterr().err)

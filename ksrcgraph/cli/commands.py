@@ -2,26 +2,24 @@
 result to a ``report`` renderer.
 
 In: the command line, parsed by typer. Out: results on stdout (or in a file); exit statuses — 0, 3 when
-``replay`` finds a path that no longer resolves or ``diff`` finds a change; ``main`` turns errors into
+``replay`` finds a path that no longer resolves or ``diff`` finds a change; ``run.main`` turns errors into
 an ``Error:`` and a ``Hint:`` line (1, 2 for usage errors).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 
 from .. import __version__
-from ..errors import KsrcError, UsageError
+from ..errors import UsageError
 from .options import TreeOptions, tree_options, write
 from .queries import PathQuery, compare_sockets, query_paths
+from .saved import read_saved
 
 if TYPE_CHECKING:
     from ..graph import CallGraph
@@ -57,11 +55,22 @@ class DiffFormat(str, Enum):
     markdown = "markdown"
 
 
+MAX_NAME = 512  # a function (path::name), a socket configuration: longer is a usage error, not a search
+
+
+def _name(value: str | list[str] | None) -> str | list[str] | None:
+    """typer callback: a name (or the names of a repeated option) of a sane length."""
+    for v in value if isinstance(value, list) else [value] if value is not None else []:
+        if len(v) > MAX_NAME:
+            raise typer.BadParameter(f"{v[:24]!r}... is {len(v)} characters long; names are at most {MAX_NAME}")
+    return value
+
+
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-FromArg = Annotated[str, typer.Argument(metavar="FROM", help="Start: a function or system call (sendto, sys_sendto).")]
-ToArg = Annotated[str, typer.Argument(metavar="TO", help="End function.")]
-ViaOpt = Annotated[list[str] | None, typer.Option("--via", help="Function the path must pass through.")]
-AvoidOpt = Annotated[list[str] | None, typer.Option("--avoid", help="Function the path must not pass through.")]
+FromArg = Annotated[str, typer.Argument(callback=_name, metavar="FROM", help="Start: a function or system call (sendto, sys_sendto).")]
+ToArg = Annotated[str, typer.Argument(callback=_name, metavar="TO", help="End function.")]
+ViaOpt = Annotated[list[str] | None, typer.Option("--via", callback=_name, help="Function the path must pass through.")]
+AvoidOpt = Annotated[list[str] | None, typer.Option("--avoid", callback=_name, help="Function the path must not pass through.")]
 KOpt = Annotated[int, typer.Option("-k", min=1, max=100, help="How many paths.")]
 MaxDepthOpt = Annotated[int, typer.Option("--max-depth", min=1, max=200, help="Longest path, in calls.")]
 
@@ -73,11 +82,11 @@ def path(
     src: FromArg,
     dst: ToArg,
     tree: TreeOptions,
-    via: Annotated[list[str] | None, typer.Option("--via", help="Function the path must pass through "
+    via: Annotated[list[str] | None, typer.Option("--via", callback=_name, help="Function the path must pass through "
                                                      "(repeatable, in order).")] = None,
-    avoid: Annotated[list[str] | None, typer.Option("--avoid", help="Function the path must not pass through "
+    avoid: Annotated[list[str] | None, typer.Option("--avoid", callback=_name, help="Function the path must not pass through "
                                                        "(repeatable).")] = None,
-    socket: Annotated[str | None, typer.Option("--socket", help="Only paths a socket of this configuration "
+    socket: Annotated[str | None, typer.Option("--socket", callback=_name, help="Only paths a socket of this configuration "
                                                   "takes: family:type[:protocol], e.g. inet:dgram:udp "
                                                   "(see `ksrcgraph sockets`).")] = None,
     k: KOpt = 5,
@@ -127,7 +136,7 @@ def _tree(fn: str, depth: int, direction: str, tree: TreeOptions, fmt: Format) -
 @app.command()
 @tree_options()
 def callers(
-    fn: Annotated[str, typer.Argument(metavar="FUNCTION")],
+    fn: Annotated[str, typer.Argument(callback=_name, metavar="FUNCTION")],
     depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=20, help="Levels of callers.")] = 1,
     tree: TreeOptions = TreeOptions(),
     fmt: FormatOpt = Format.text,
@@ -142,7 +151,7 @@ def callers(
 @app.command()
 @tree_options()
 def callees(
-    fn: Annotated[str, typer.Argument(metavar="FUNCTION")],
+    fn: Annotated[str, typer.Argument(callback=_name, metavar="FUNCTION")],
     depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=20, help="Levels of callees.")] = 1,
     tree: TreeOptions = TreeOptions(),
     fmt: FormatOpt = Format.text,
@@ -157,7 +166,7 @@ def callees(
 @app.command()
 @tree_options()
 def graph(
-    around: Annotated[str | None, typer.Option("--around", help="Only the neighbourhood of this function.")] = None,
+    around: Annotated[str | None, typer.Option("--around", callback=_name, help="Only the neighbourhood of this function.")] = None,
     depth: Annotated[int, typer.Option("--depth", "-d", min=0, max=20, help="Neighbourhood radius, in calls.")] = 1,
     tree: TreeOptions = TreeOptions(),
     fmt: FormatOpt = Format.json,
@@ -200,12 +209,12 @@ def stats(tree: TreeOptions = TreeOptions(), fmt: FormatOpt = Format.text) -> No
 @app.command()
 @tree_options()
 def report(
-    src: Annotated[str, typer.Argument(metavar="FROM")],
-    dst: Annotated[str, typer.Argument(metavar="TO")],
+    src: Annotated[str, typer.Argument(callback=_name, metavar="FROM")],
+    dst: Annotated[str, typer.Argument(callback=_name, metavar="TO")],
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write (e.g. reports/sendto.svg).")] = ...,
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="svg and html need Graphviz's dot.")] = ReportFormat.html,
     tree: TreeOptions = TreeOptions(),
-    socket: Annotated[str | None, typer.Option("--socket", help="Only paths this socket takes.")] = None,
+    socket: Annotated[str | None, typer.Option("--socket", callback=_name, help="Only paths this socket takes.")] = None,
     via: ViaOpt = None,
     k: KOpt = 5,
 ) -> None:
@@ -236,21 +245,6 @@ def sockets(tree: TreeOptions = TreeOptions(), fmt: FormatOpt = Format.text) -> 
     write(tables.sockets_json(cg, rows) if fmt == Format.json else tables.sockets_text(rows))
 
 
-def _saved_paths(file: Path) -> tuple[list[dict], str | None, str | None]:
-    """(paths, kernel label, scope) of a file written by ``path --format json``."""
-    import json
-
-    try:
-        doc = json.loads(file.read_text())
-        saved = doc["paths"]
-        label = doc.get("kernel", {}).get("label")
-        scope = ",".join(doc.get("kernel", {}).get("scope", [])) or None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise KsrcError(f"cannot read paths from {file}: {e}",
-                        "give a file written by `ksrcgraph path --format json`") from e
-    return saved, label, scope
-
-
 def _saved_tree(tree: TreeOptions, label: str | None, scope: str | None) -> TreeOptions:
     """The tree to replay on: the one given, else the one the paths were saved from."""
     if tree.kernel is None and tree.source is None and label:
@@ -261,9 +255,10 @@ def _saved_tree(tree: TreeOptions, label: str | None, scope: str | None) -> Tree
 @app.command("replay")
 @tree_options()
 def replay_cmd(
-    file: Annotated[Path, typer.Argument(metavar="FILE.json", help="Output of `ksrcgraph path --format json`.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE.json", help="Output of `ksrcgraph path --format json` "
+                                         "(at most 16 MiB).")],
     tree: TreeOptions = TreeOptions(),
-    socket: Annotated[str | None, typer.Option("--socket", help="Replay for this configuration instead of "
+    socket: Annotated[str | None, typer.Option("--socket", callback=_name, help="Replay for this configuration instead of "
                                                   "the one saved with each path.")] = None,
     fmt: FormatOpt = Format.text,
 ) -> None:
@@ -278,7 +273,7 @@ def replay_cmd(
     from ..refstack.model import Model
     from ..report import paths
 
-    saved, label, scope = _saved_paths(file)
+    saved, label, scope = read_saved(file)
     cg = _saved_tree(tree, label, scope).open()
     if socket:
         Model(cg).parse(socket)  # a malformed or unknown --socket is a usage error (exit 2), not a verdict
@@ -292,11 +287,11 @@ def replay_cmd(
 @app.command()
 @tree_options("scope")
 def diff(
-    src: Annotated[str | None, typer.Argument(metavar="FROM", help="Start of the path (not with --graph).")] = None,
-    dst: Annotated[str | None, typer.Argument(metavar="TO", help="End of the path (not with --graph).")] = None,
+    src: Annotated[str | None, typer.Argument(callback=_name, metavar="FROM", help="Start of the path (not with --graph).")] = None,
+    dst: Annotated[str | None, typer.Argument(callback=_name, metavar="TO", help="End of the path (not with --graph).")] = None,
     from_: Annotated[str, typer.Option("--from", help="Old version: 6.1, a directory, a tarball, or repo@tag.")] = ...,
     to: Annotated[str, typer.Option("--to", help="New version, same forms.")] = ...,
-    socket: Annotated[str | None, typer.Option("--socket", help="Compare the paths this socket takes "
+    socket: Annotated[str | None, typer.Option("--socket", callback=_name, help="Compare the paths this socket takes "
                                                "(e.g. inet:dgram:udp).")] = None,
     via: ViaOpt = None,
     avoid: AvoidOpt = None,
@@ -448,51 +443,3 @@ def cache_prune(
 def version() -> None:
     """Print the ksrcgraph version."""
     print(__version__)
-
-
-def main(argv: list[str] | None = None) -> None:
-    debug = bool(os.environ.get("KSRCGRAPH_DEBUG"))
-    try:
-        rv = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("Error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except KsrcError as e:
-        if debug:
-            raise
-        print(f"Error: {e.message}", file=sys.stderr)
-        if e.hint:
-            print(f"Hint: {e.hint}", file=sys.stderr)
-        sys.exit(e.status)
-    except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        finally:
-            sys.exit(0)
-    except ImportError as e:  # tree-sitter, tree-sitter-c or networkx missing or broken
-        if debug:
-            raise
-        print(f"Error: missing dependency: {e.name or e}", file=sys.stderr)
-        print("Hint: reinstall ksrcgraph (pip install ksrcgraph) so that its dependencies are installed",
-              file=sys.stderr)
-        sys.exit(1)
-    except MemoryError:
-        print("Error: out of memory", file=sys.stderr)
-        print("Hint: narrow --scope or use a machine with more memory", file=sys.stderr)
-        sys.exit(1)
-    except Exception as e:  # noqa: BLE001 — the last line of defence: no traceback for users
-        if debug:
-            raise
-        print(f"Error: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        print("Hint: re-run with KSRCGRAPH_DEBUG=1 for a traceback and report it", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)
-
-
-if __name__ == "__main__":
-    main()

@@ -12,6 +12,7 @@ import functools
 import inspect
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .. import env
 from ..errors import KsrcError, UsageError
 
 if TYPE_CHECKING:
@@ -35,7 +37,9 @@ _TREE_OPTIONS = {
     "scope": (Annotated[str | None, typer.Option("--scope", help="Top-level directories to index, comma-separated "
               "[default: net,include]; add fs for read/write/ioctl.")], None),
     "quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")], False),
-    "jobs": (Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parser processes [default: CPUs].")], None),
+    "jobs": (Annotated[int | None, typer.Option("--jobs", "-j", min=1, max=env.max_jobs(), help="Parser processes "
+             f"[default: CPUs; at most 4 per CPU and at most {env.MAX_JOBS}: {env.max_jobs()} here; more is a usage "
+             "error]. KSRCGRAPH_JOBS sets the default.")], None),
     "all_headers": (Annotated[bool, typer.Option("--all-headers", help="Index every header in scope, not only those "
                     "the scope's .c files include (directly or not).")], False),
 }
@@ -59,16 +63,17 @@ class TreeOptions:
         nor --source, of the newest kernel found locally, else of the bundled example tree."""
         from .. import pipeline, sources
 
-        kernel, source = self.kernel, self.source
+        kernel, source, scope = self.kernel, self.source, sources.parse_scope(self.scope)
         if kernel is None and source is None:
             kernel, source = _default_kernel(self.quiet)
         prog = _progress(self.quiet)
         try:
-            return pipeline.open_graph(kernel, source, sources.parse_scope(self.scope), prog, self.jobs,
-                                       all_headers=self.all_headers)
+            cg = pipeline.open_graph(kernel, source, scope, prog, self.jobs, all_headers=self.all_headers)
         finally:
             if prog is not None:
                 prog.stop()
+        _warn_unreadable(cg.meta.get("unreadable") or [])
+        return cg
 
     def open_spec(self, spec: str) -> CallGraph:
         """--from/--to of diff: a version (6.1), a directory or tarball, or repo@tag."""
@@ -76,6 +81,14 @@ class TreeOptions:
 
         kernel, source = sources.parse_spec(spec)
         return replace(self, kernel=kernel, source=source).open()
+
+
+def _warn_unreadable(files: list[str]) -> None:
+    """Files in scope that could not be read: the answer is about the others, and says so."""
+    if files:
+        n = len(files)
+        print(f"Warning: {n} file{'' if n == 1 else 's'} could not be read and {'is' if n == 1 else 'are'} not "
+              f"indexed: {'; '.join(files[:5])}{'; ...' if n > 5 else ''} (check the permissions)", file=sys.stderr)
 
 
 def tree_options(*where: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -136,7 +149,7 @@ class _Progress:
 
 
 def _progress(quiet: bool) -> _Progress | None:
-    if quiet or not sys.stderr.isatty() or os.environ.get("KSRCGRAPH_NO_PROGRESS"):
+    if quiet or not sys.stderr.isatty() or env.flag("KSRCGRAPH_NO_PROGRESS"):
         return None
     return _Progress()
 
@@ -161,18 +174,35 @@ def _default_kernel(quiet: bool) -> tuple[str | None, str | None]:
 
 
 def write(text: str, out: Path | None = None) -> None:
+    """Results to stdout, or to the file out: a regular file is replaced atomically (temporary file and
+    rename, keeping its mode; a symlink is followed), anything else is refused."""
     if out is None:
         sys.stdout.write(text)
         return
+    try:
+        _write_file(text, out)
+    except OSError as e:
+        raise KsrcError(f"cannot write {str(out)[:200]}: {e.strerror}",
+                        "check the directory exists and is writable, and that the disk has room") from e
+
+
+def _write_file(text: str, out: Path) -> None:
     target = out.resolve() if out.is_symlink() else out  # a link: write what it points at, keep the link
     if target.exists() and not target.is_file():
         raise KsrcError(f"refusing to write {out}: it is not a regular file", "give -o a file path")
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        mode = target.stat().st_mode & 0o7777 if target.exists() else None
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
-        if mode is not None:
-            os.chmod(tmp, mode)  # a private file stays private
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)  # a private file stays private; a new one gets the usual mode
         os.replace(tmp, target)
-    except OSError as e:
-        raise KsrcError(f"cannot write {out}: {e.strerror}", "check the directory exists and is writable") from e
+    finally:
+        tmp.unlink(missing_ok=True)  # gone once renamed; else a failed write leaves nothing behind
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

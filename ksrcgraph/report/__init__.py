@@ -12,4 +12,5 @@ mean something. JSON documents carry ``schema_version``; their fields are docume
  * ``dot``     — drawings: DOT for Graphviz, SVG and an HTML page through Graphviz's ``dot``;
  * ``changes`` — what ``diff`` found, as text, JSON and Markdown;
  * ``tables``  — statistics, socket configurations, kernel sources and the cache.
+ * ``versions`` — many versions at once: what ``index`` did, and ``matrix`` (text, JSON, Markdown, HTML).
 """
