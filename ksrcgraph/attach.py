@@ -215,7 +215,7 @@ def predict(f: Features | tuple, cond: str = "") -> Attach:
 def from_symbols(names: list[str], table: SymbolTable, f: Features | tuple | None = None) -> Attach:
     """What the built kernel's symbol table says about a source function, known under names (its
     own, then the wrappers of a system call entry: ``__x64_sys_sendto``)."""
-    syms = [s for n in names for s in table.of(n)]
+    syms = [s for n in names for s in table.of(n, module=None)]  # a kallsyms dump lists modules' symbols too
     entries = [s for s in syms if not s.where]
     partial = [s for s in syms if s.where == "partial"]
     if entries:
@@ -223,6 +223,9 @@ def from_symbols(names: list[str], table: SymbolTable, f: Features | tuple | Non
         tr = [table.is_traceable(s.name) for s in entries]
         traceable = None if tr[0] is None else any(tr)
         why = "out of line" if found == (names[0],) else "out of line as " + ", ".join(found)
+        modules = sorted({s.module for s in entries if s.module})
+        if modules:
+            why += " in module " + ", ".join(modules)
         if len(entries) > len(found):
             why += f" ({len(entries)} copies{_namesakes(f)})"
         if traceable is False:

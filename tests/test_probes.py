@@ -82,6 +82,7 @@ def test_kallsyms_modules_and_filter_functions_merge():
     assert t.kinds == ["filter", "map"] and t.label == "kallsyms + filters"
     assert [(s.name, s.module) for s in t.of("nft_do_chain", module=None)] == [("nft_do_chain", "nf_tables")]
     assert t.of("nft_do_chain") == []  # vmlinux only by default
+    assert attach.from_symbols(["nft_do_chain"], t).reason == "out of line in module nf_tables"
     assert (t.is_traceable("ip_output"), t.is_traceable("ip_finish_output2")) == (True, False)
     a = attach.from_symbols(["ip_finish_output2"], t)
     assert a == attach.Attach("yes", "out of line; not in available_filter_functions: kprobe only, no fentry",
@@ -354,7 +355,7 @@ def test_debian_6_1_system_map_facts(kernel_graph):
         "ip_route_input_rcu": ("maybe", ("ip_route_input_rcu.part.0",)),
         "inet_init": ("no", ()),
     }
-    assert got["dst_output"].reason == "out of line (8 copies)"
+    assert got["dst_output"].reason == "out of line (8 copies: one in each file that kept one out of line)"
     assert got["inet_init"].reason == "inet_init: .init.text: freed after boot"
     pred = {n: attach.of_node(cg, cg.lookup(n)).verdict for n in ("sock_sendmsg_nosec", "neigh_output", "inet_init",
                                                                    "dst_output", "__sys_sendto", "udp_sendmsg")}
