@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import KsrcError, SymbolError
-from .commands import AvoidOpt, MaxDepthOpt, _name, app
+from .commands import AvoidOpt, FromArg, MaxDepthOpt, ToArg, ViaOpt, _name, app
 from .options import TreeOptions, tree_options, write
-from .queries import Best, PathQuery, _endpoints, best, compare_given
+from .queries import Best, PathQuery, best, compare_given, endpoints
 from .versions import KernelsOpt, kernel_specs
 
 if TYPE_CHECKING:
@@ -58,8 +58,8 @@ def first_realising(cg: CallGraph, pq: PathQuery) -> str | None:
     """The first configuration realising the first path ``path`` shows on cg (None: none does)."""
     from ..refstack import socket_paths as rpaths
 
-    ends = _endpoints(cg, pq)
-    if isinstance(ends, str):
+    ends = endpoints(cg, pq)
+    if isinstance(ends, SymbolError):
         return None
     s, t, vias, avoids = ends
     res = rpaths.socket_paths(cg, s, t, k=pq.k, via=vias, avoid=avoids, max_depth=pq.max_depth)
@@ -70,8 +70,8 @@ def _has_path(cg: CallGraph, pq: PathQuery) -> bool:
     """Is there a call path at all (whatever the socket)?"""
     from .. import query
 
-    ends = _endpoints(cg, pq)
-    if isinstance(ends, str):
+    ends = endpoints(cg, pq)
+    if isinstance(ends, SymbolError):
         return False
     s, t, vias, avoids = ends
     return bool(query.find_paths(cg, s, t, k=1, via=vias, avoid=avoids, max_depth=pq.max_depth))
@@ -117,14 +117,13 @@ def matrix_rows(graphs: _Graphs, specs: list[str], pq: PathQuery) -> tuple[list[
 @app.command()
 @tree_options("scope")
 def matrix(
-    src: Annotated[str, typer.Argument(callback=_name, metavar="FROM", help="Start: a function or system call.")],
-    dst: Annotated[str, typer.Argument(callback=_name, metavar="TO", help="End function.")],
+    src: FromArg,
+    dst: ToArg,
     kernel: KernelsOpt = None,
     socket: Annotated[str | None, typer.Option("--socket", callback=_name, help="Replay every version for this "
                                                "configuration, e.g. inet:dgram:udp [default: the first realising "
                                                "the first path in the first version that has one].")] = None,
-    via: Annotated[list[str] | None, typer.Option("--via", callback=_name, help="Function the path must pass "
-                                                  "through (repeatable, in order).")] = None,
+    via: ViaOpt = None,
     avoid: AvoidOpt = None,
     max_depth: MaxDepthOpt = 40,
     tree: TreeOptions = TreeOptions(),

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import KsrcError, SymbolError, UsageError
-from .commands import AvoidOpt, MaxDepthOpt, _name, app
+from .commands import AvoidOpt, FromArg, MaxDepthOpt, ToArg, ViaOpt, _name, app
 from .options import TreeOptions, tree_options, write
-from .queries import PathQuery
+from .queries import PathQuery, endpoints
 from .versions import KernelsOpt, kernel_specs
 
 if TYPE_CHECKING:
@@ -67,17 +67,10 @@ def first_path(cg: CallGraph, pq: PathQuery) -> tuple[Path | None, str, KsrcErro
     answer: a name it does not define, a socket configuration it does not have)."""
     from ..refstack import socket_paths as rpaths
 
-    try:
-        s, t = cg.lookup(pq.src), cg.lookup(pq.dst)
-        vias = [cg.lookup(v) for v in pq.via]
-    except SymbolError as e:  # missing in one version: a result; in every version: the error
-        return None, e.message, e
-    avoids = []
-    for a in pq.avoid:
-        try:
-            avoids.append(cg.lookup(a))
-        except SymbolError:
-            pass
+    ends = endpoints(cg, pq)
+    if isinstance(ends, SymbolError):  # missing in one version: a result; in every version: the error
+        return None, ends.message, ends
+    s, t, vias, avoids = ends
     try:
         res = rpaths.socket_paths(cg, s, t, k=1, via=vias, avoid=avoids, max_depth=pq.max_depth, socket=pq.socket)
     except UsageError as e:  # the configuration does not exist in this version
@@ -90,14 +83,13 @@ def first_path(cg: CallGraph, pq: PathQuery) -> tuple[Path | None, str, KsrcErro
 @app.command()
 @tree_options("scope")
 def probes(
-    src: Annotated[str, typer.Argument(callback=_name, metavar="FROM", help="Start: a function or system call.")],
-    dst: Annotated[str, typer.Argument(callback=_name, metavar="TO", help="End function.")],
+    src: FromArg,
+    dst: ToArg,
     kernel: KernelsOpt = None,
     symbols_: SymbolsOpt = None,
     socket: Annotated[str | None, typer.Option("--socket", callback=_name, help="The path this socket configuration "
                                                "takes, e.g. inet:dgram:udp.")] = None,
-    via: Annotated[list[str] | None, typer.Option("--via", callback=_name, help="Function the path must pass "
-                                                  "through (repeatable, in order).")] = None,
+    via: ViaOpt = None,
     avoid: AvoidOpt = None,
     max_depth: MaxDepthOpt = 40,
     tree: TreeOptions = TreeOptions(),

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ..errors import SymbolError
+
 if TYPE_CHECKING:
     from .. import diff as D
     from ..graph import CallGraph
@@ -48,16 +50,15 @@ def query_paths(cg: CallGraph, pq: PathQuery) -> tuple[dict, SocketPaths]:
                                   unrealised=pq.unrealised)
 
 
-def _endpoints(cg: CallGraph, pq: PathQuery) -> tuple[str, str, list[str], list[str]] | str:
-    """(from, to, via, avoid) ids of the query on cg, or why there are none (an endpoint or a --via
-    function that does not exist there). --avoid functions that do not exist are avoided."""
-    from ..errors import SymbolError
-
+def endpoints(cg: CallGraph, pq: PathQuery) -> tuple[str, str, list[str], list[str]] | SymbolError:
+    """(from, to, via, avoid) ids of the query on cg, or the error saying why there are none (an
+    endpoint or a --via function that does not exist there: in one version of several, a result).
+    --avoid functions that do not exist are avoided."""
     try:
         s, t = cg.lookup(pq.src), cg.lookup(pq.dst)
         vias = [cg.lookup(v) for v in pq.via]
-    except SymbolError as e:  # an endpoint missing in one version is a result: no path
-        return e.message
+    except SymbolError as e:
+        return e
     avoids = []
     for a in pq.avoid:
         try:
@@ -83,9 +84,9 @@ def best(cg: CallGraph, pq: PathQuery) -> Best:
     from ..errors import UsageError
     from ..refstack import socket_paths as rpaths
 
-    ends = _endpoints(cg, pq)
-    if isinstance(ends, str):
-        return Best(None, why=ends)
+    ends = endpoints(cg, pq)
+    if isinstance(ends, SymbolError):
+        return Best(None, why=ends.message)
     s, t, vias, avoids = ends
     if not pq.socket:
         paths = query.find_paths(cg, s, t, k=1, via=vias, avoid=avoids, max_depth=pq.max_depth)
@@ -169,8 +170,8 @@ def diff_sockets(a: CallGraph, b: CallGraph, pq: PathQuery) -> list[str | None]:
         return [pq.socket]
     out: list[str | None] = []
     for cg in (a,) if a is b else (a, b):
-        ends = _endpoints(cg, pq)
-        if isinstance(ends, str):
+        ends = endpoints(cg, pq)
+        if isinstance(ends, SymbolError):
             continue
         s, t, vias, avoids = ends
         res = rpaths.socket_paths(cg, s, t, k=pq.k, via=vias, avoid=avoids, max_depth=pq.max_depth)
@@ -186,8 +187,6 @@ def compare_sockets(a: CallGraph, b: CallGraph, pq: PathQuery) -> list[D.PathDif
 
 
 def _known_somewhere(a: CallGraph, b: CallGraph, pq: PathQuery) -> None:
-    from ..errors import SymbolError
-
     for name in (pq.src, pq.dst, *pq.via):
         try:
             a.lookup(name)
