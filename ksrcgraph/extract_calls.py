@@ -31,6 +31,8 @@ def guards(ctx: FileContext, matches: list[Match]) -> None:
     for m in matches:
         if "switch" in m:
             _switch(ctx, m)
+        elif "label" in m:
+            _label(ctx, m["label"][0])
         else:
             _if(ctx, m, exit_words)
     ctx.sort_guards()
@@ -78,8 +80,45 @@ def _if(ctx: FileContext, m: Match, exit_words: tuple[str, ...]) -> None:
         ctx.add_cold(then.start_byte, then.end_byte, rare_then)
     if rare_else and el is not None:
         ctx.add_cold(el.start_byte, el.end_byte, rare_else)
+    elif rare_else and _jumps_away(then) and m["if"][0].parent is not None:
+        _rest_is_rare(ctx, m["if"][0], rare_else)
 
 
+_JUMPS = ("return_statement", "goto_statement", "continue_statement", "break_statement")
+
+
+def _jumps_away(then: Node) -> bool:
+    """Does the branch end by leaving its block (return, goto, continue, break)?"""
+    return _last_statement(then).type in _JUMPS
+
+
+def _last_statement(branch: Node) -> Node:
+    last = branch
+    while last.type in ("compound_statement", "labeled_statement") and last.named_child_count:
+        last = last.named_children[-1]
+    return last
+
+
+def _label(ctx: FileContext, label: Node) -> None:
+    """``return 0; reset: tcp_v4_send_reset(...);`` — only jumps reach a label after a statement that
+    never falls through: from there to the end of its block is an exit path (error handling,
+    cleanup), rare beside the main line."""
+    before = label.prev_named_sibling
+    while before is not None and (before.type == "comment" or before.type.startswith("preproc")):
+        before = before.prev_named_sibling
+    if before is not None and _last_statement(before).type in _JUMPS:
+        _rest_is_rare(ctx, label, 1, from_start=True)
+
+
+def _rest_is_rare(ctx: FileContext, stmt: Node, score: int, from_start: bool = False) -> None:
+    """``if (likely(c)) return ...;`` — the function is expected to leave here: what follows the
+    statement in its block runs in the rare case (tcp_mtu_probe returns early unless probing is on)."""
+    block = stmt.parent
+    if block is not None and block.type == "compound_statement":
+        ctx.add_cold(stmt.start_byte if from_start else stmt.end_byte, block.end_byte, score)
+
+
+_OTHER = {"then": "else", "else": "then"}
 # A bit test against a named constant: x & FLAG, (A | B) & x.
 _FLAG_TEST = re.compile(r"(?<![&])&(?![&=])\s*\(?\s*[A-Z][A-Z0-9_]{2,}|\b[A-Z][A-Z0-9_]{2,}\s*\)?\s*&(?![&=])")
 
@@ -88,13 +127,14 @@ def branch_coldness(cond: str, has_else: bool) -> tuple[int, int]:
     """(then, else): how rare each branch of ``if (cond)`` reads as. A branch-prediction hint
     (data/branch_hints.tsv: unlikely(...) marks the then-branch, likely(...) the else-branch); and a
     then-branch without an else whose whole condition is that a flag is set (``if (flags &
-    RTCF_MULTICAST)``): a special case beside the main line, which goes on after it."""
+    RTCF_MULTICAST)``; not ``if (!(flags & MSG_MORE))``, the main line): a special case beside the
+    main line, which goes on after it."""
     rare = {"then": 0, "else": 0}
     for word, branch in kdata.branch_hints().items():
-        if re.search(rf"^!?\s*{word}\s*\(", cond):
-            rare[branch] += 1
+        if m := re.match(rf"(!?)\s*{word}\s*\(", cond):
+            rare[_OTHER[branch] if m.group(1) else branch] += 1  # !unlikely(x): the then-branch is the main line
             break
-    if not has_else and "&&" not in cond and "||" not in cond and _FLAG_TEST.search(cond):
+    if not has_else and "&&" not in cond and "||" not in cond and not cond.startswith("!") and _FLAG_TEST.search(cond):
         rare["then"] += 1
     return rare["then"], rare["else"]
 
@@ -118,7 +158,7 @@ def _early_exit(ctx: FileContext, cond: str, then: Node) -> None:
 class _CallSite:
     """Where a call's argument list is: its function, line, #if condition and text."""
 
-    __slots__ = ("node", "fn", "line", "cond", "args", "cold", "needs", "lits")
+    __slots__ = ("node", "fn", "line", "cond", "args", "cold", "needs", "lits", "sock", "case_of")
 
     def __init__(self, ctx: FileContext, args: Node, fn: int) -> None:
         self.node = args
@@ -128,18 +168,28 @@ class _CallSite:
         self.args = ctx.src[args.start_byte + 1 : args.end_byte - 1].decode("utf-8", "replace")
         self.cold = ctx.cold_at(args.start_byte)
         params = [name for name, _type in ctx.functions[fn].params]
-        self.needs = _needs(ctx.guards_around(args.start_byte), params)
+        guards = ctx.guards_around(args.start_byte)
+        self.needs = _needs(guards, params)
+        self.sock = _sock_needs(guards)
+        self.case_of = _switch_line(args) if guards and guards[0][0] == "case" else 0
         self.lits = _literals(ctx, [a for a in args.named_children if a.type != "comment"], params)
 
     def call(self, callee: tuple, text: str, args: str, candidates: tuple = (), wrapper: str | None = None,
              guard: tuple | None = None, needs: tuple = ()) -> Call:
         return Call(self.fn, self.line, callee, text, args, self.cond, candidates, wrapper, guard, self.cold,
-                    self.needs + needs, self.lits)
+                    self.needs + needs, self.lits, self.sock, self.case_of)
 
 
 # -- parameters that select a branch ---------------------------------------------------------------
 
 _FALSE = frozenset(("0", "NULL", "false"))
+
+
+def _switch_line(node: Node) -> int:
+    """The line of the switch statement around node (0 if none)."""
+    while node is not None and node.type != "switch_statement":
+        node = node.parent
+    return node.start_point[0] + 1 if node is not None else 0
 
 
 def _literals(ctx: FileContext, args: list[Node], params: list[str]) -> tuple:
@@ -183,6 +233,41 @@ def _needs(guards: list[tuple], params: list[str]) -> tuple:
             out.extend(t for t in (_param_test(c, params) for c in g[1].split("&&")) if t)
         elif "&&" not in g[1]:
             t = _param_test(g[1], params)
+            if t:
+                out.append((t[0], t[1], not t[2]))
+    return tuple(sorted(set(out)))
+
+
+# A test of the socket's own type or family: sk->sk_type == SOCK_RAW, sock->type != SOCK_STREAM,
+# sk->sk_family == AF_INET6 (PF_ spelled as AF_).
+_SOCK_TEST = re.compile(r"\(?\s*(sk|sock)\s*(?:->|\.)\s*(sk_type|sk_family|type)\s*(==|!=)\s*((?:SOCK|AF|PF)_[A-Z0-9]+)\s*\)?")
+
+
+def _sock_test(text: str) -> tuple | None:
+    """(property, constant, equal) of a condition testing the socket's type or family, else None."""
+    m = _SOCK_TEST.fullmatch(text.strip())
+    if not m:
+        return None
+    holder, prop, op, const = m.groups()
+    if prop == "type" and holder != "sock":
+        return None  # sk->type: not a field of struct sock
+    if const.startswith("SOCK_") != (prop != "sk_family"):
+        return None
+    return ("family" if prop == "sk_family" else "type", "AF_" + const[3:] if const.startswith("PF_") else const,
+            op == "==")
+
+
+def _sock_needs(guards: list[tuple]) -> tuple:
+    """What the enclosing if-branches require of the socket's type or family (as _needs does for
+    the function's parameters): ``if (sk->sk_type == SOCK_RAW && sk->sk_family == AF_INET)``."""
+    out = []
+    for g in guards:
+        if g[0] != "if" or "||" in g[1]:
+            continue
+        if g[2]:
+            out.extend(t for t in (_sock_test(c) for c in g[1].split("&&")) if t)
+        elif "&&" not in g[1]:
+            t = _sock_test(g[1])
             if t:
                 out.append((t[0], t[1], not t[2]))
     return tuple(sorted(set(out)))

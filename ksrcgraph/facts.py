@@ -75,6 +75,10 @@ class Call(NamedTuple):
     needs: tuple = ()  # (parameter index, name, truthy): the call runs only when that parameter is so
     lits: tuple = ()  # per argument: "0" a false constant (0, NULL, false), "1" a true one, "p<i>" the
     # caller's parameter i passed on as it is, "?" anything else
+    sock: tuple = ()  # (property, constant, equal): the call runs only when the socket's type or family
+    # is (equal) or is not that constant — ("sk_type", "SOCK_RAW", True) for if (sk->sk_type == SOCK_RAW)
+    case_of: int = 0  # the line of the switch whose case is the innermost guard (0: none): the cases are
+    # alternatives, none of them the main line
 
 
 class Local(NamedTuple):

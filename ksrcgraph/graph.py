@@ -59,9 +59,14 @@ def _fanout(edges: list[Edge]) -> dict[tuple, int]:
 
 def edge_cost(e: Edge, fanout: dict[tuple, int]) -> float:
     """Cost of taking edge e as a hop (see the module's constants)."""
+    return site_cost(e, fanout.get(_site_key(e), 1))
+
+
+def site_cost(e: Edge, targets: int) -> float:
+    """Cost of taking edge e as a hop when its call site may call that many functions."""
     c = 1.0 + EDGE_KINDS[e.kind].penalty + COLD_COST * e.cold + STORE_COLD_COST * e.store_cold
     if e.kind not in EXACT_KINDS:
-        c += AMBIGUITY_COST * math.log2(max(fanout.get(_site_key(e), 1), 1))
+        c += AMBIGUITY_COST * math.log2(max(targets, 1))
     return c
 
 
@@ -105,6 +110,17 @@ def _pointer_pairs(edges: list[Edge], index: dict[str, int]) -> list[tuple]:
             for (a, b), es in sorted(usable_by_pair.items()) if not any(e.kind in EXACT_KINDS for e in es)]
 
 
+def _socket_guarded(edges: list[Edge], index: dict[str, int]) -> list[tuple]:
+    """Pairs whose every usable edge sits under a test of the socket's type or family, with those
+    tests per edge: what a socket's configuration can rule out, known without reading edge rows."""
+    by_pair: dict[tuple[int, int], list[Edge]] = defaultdict(list)
+    for e in edges:
+        if not e.through_param:
+            by_pair[(index[e.src], index[e.dst])].append(e)
+    return [(a, b, tuple(sorted({e.sock for e in es}))) for (a, b), es in sorted(by_pair.items())
+            if all(e.sock for e in es)]
+
+
 def pack(lg: LinkedGraph, parts: dict | None = None) -> tuple[dict, dict[int, list], dict]:
     """(core, rows, parts) of a linked graph — see the module docstring. parts: opaque tables other
     layers built for this graph (the reference stack's), stored beside it uninterpreted."""
@@ -117,7 +133,8 @@ def pack(lg: LinkedGraph, parts: dict | None = None) -> tuple[dict, dict[int, li
     core = {"ids": ids, "nodes": packed(lg.nodes), "aliases": lg.aliases, "stats": lg.stats,
             "n_edges": len(lg.edges), "rows_of": sorted(rows),  # functions with outgoing edges: a row the store lacks is damage
             "fwd": _csr(len(ids), pair_cost, False), "rev": _csr(len(ids), pair_cost, True)}
-    return core, dict(rows), {**(parts or {}), "pointer_pairs": _pointer_pairs(lg.edges, index)}
+    return core, dict(rows), {**(parts or {}), "pointer_pairs": _pointer_pairs(lg.edges, index),
+                              "socket_guarded": _socket_guarded(lg.edges, index)}
 
 
 class _Adjacency(Mapping):
@@ -192,6 +209,11 @@ class CallGraph:
         for a, b, slots in self.part("pointer_pairs") or []:
             out[self.ids[a]].append((self.ids[b], tuple(slots)))
         return out
+
+    @cached_property
+    def socket_guarded(self) -> list[tuple[str, str, tuple]]:
+        """(caller, callee, the socket tests of each call) for the pairs only such calls connect."""
+        return [(self.ids[a], self.ids[b], tuple(socks)) for a, b, socks in self.part("socket_guarded") or []]
 
     def _out_of(self, nid: str) -> dict[str, list[Edge]]:
         out: dict[str, list[Edge]] = defaultdict(list)
@@ -297,6 +319,26 @@ class CallGraph:
         while path[-1] != s:
             path.append(prev[path[-1]])
         return dist[t], [self.ids[i] for i in reversed(path)]
+
+    def reweighted(self, costs: dict[tuple[str, str], float]) -> CallGraph:
+        """This graph with the given caller/callee pairs costing what costs says (what one socket's
+        state knows: a pointer it binds to one function is no longer ambiguous). Shares the rows."""
+        import copy
+
+        other = copy.copy(self)
+        other._dist_cache = {}
+        other._arrays = {}
+        index = self.index
+        for name, reverse in (("fwd", False), ("rev", True)):
+            ptr, idx, wt = self._arrays[name]
+            wt = array("d", wt)
+            for (a, b), c in costs.items():
+                i, j = (index[b], index[a]) if reverse else (index[a], index[b])
+                for k in range(ptr[i], ptr[i + 1]):
+                    if idx[k] == j:
+                        wt[k] = c
+            other._arrays[name] = (ptr, idx, wt)
+        return other
 
     def weight(self, a: str, b: str) -> float:
         ptr, idx, wt = self._arrays["fwd"]

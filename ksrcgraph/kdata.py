@@ -53,7 +53,9 @@ def data_digest() -> str:
 # checks the closure): the facts cache is keyed by their code, so a change elsewhere keeps every
 # file's facts. The graph is keyed by all the code but the command line and the rendering.
 FRONT_END = ("clean", "ctext", "extract", "facts", "kdata")
-NOT_IN_GRAPH = ("cli", "report")
+# code that only reads a built graph (commands, reports, queries, replay): changing it rebuilds nothing
+NOT_IN_GRAPH = ("cli/", "report/", "query.py", "diff.py", "refstack/replay.py", "refstack/socket_paths.py",
+                "refstack/model.py")
 
 
 @cache

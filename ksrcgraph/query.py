@@ -4,8 +4,9 @@ In: a ``graph.CallGraph`` and node ids. Out: plain results (``Path`` with its ho
 that realise each hop; caller/callee trees) for ``report``.
 
 Paths are ranked by cost — one per hop plus a penalty that grows as the best edge's confidence
-falls (``graph.PENALTY``: a ``fallback`` hop costs as much as 40 exact ones) — then by length, then by
-name, so output is stable. The k best are found with networkx's ``shortest_simple_paths`` (Yen) on
+falls (``graph.PENALTY``: a ``fallback`` hop costs as much as 40 exact ones) — then by length, then,
+where two paths part, the later call site in that caller first (``site_order``), then by name, so
+output is stable. The k best are found with networkx's ``shortest_simple_paths`` (Yen) on
 the part of the graph that can hold them: functions whose distance from the source plus distance to
 the target (Dijkstra over the graph's flat arrays) is within a margin of the best path, the margin
 doubling until it provably holds k paths.
@@ -51,6 +52,29 @@ class Path:
         for edges in self.hops:
             out[edges[0].kind] = out.get(edges[0].kind, 0) + 1
         return out
+
+
+def site_order(cg: CallGraph, nodes: list[str]) -> tuple[tuple[int, str], ...]:
+    """Tie-break between paths of one cost and length: per hop, its call line negated and the callee,
+    so that where two paths part, the later call in that caller comes first — a function handles its
+    special cases first (``if (ipv6_addr_is_multicast(daddr)) return __udp6_lib_mcast_deliver(...)``)
+    and goes on to its main line after them."""
+    return tuple((last_call(cg.edges_between(a, b)), b) for a, b in zip(nodes, nodes[1:]))
+
+
+def last_call(edges: list[Edge]) -> int:
+    """The line of the last of a hop's calls on its most common branches (the fewest rare ones),
+    negated; a call in a switch case counts at its switch's line (the cases of one switch are
+    alternatives, none of them the main line: between them the order stays by name)."""
+    usable = [e for e in edges if not e.through_param]
+    if not usable:
+        return 0
+    cold = min(e.cold for e in usable)
+    return -max(e.case_of or e.line for e in usable if e.cold == cold)
+
+
+def rank_key(cg: CallGraph, cost: float, nodes: list[str]) -> tuple:
+    return (round(cost, 6), len(nodes), site_order(cg, nodes), nodes)
 
 
 def _cost(cg: CallGraph, nodes: list[str]) -> float:
@@ -99,7 +123,7 @@ def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: froze
             pass
         exact = len(found) >= k and found[-1][0] <= best + slack
         if exact or slack >= _MAX_SLACK or len(keep) > _MAX_NODES:
-            found.sort(key=lambda cp: (round(cp[0], 6), len(cp[1]), cp[1]))
+            found.sort(key=lambda cp: rank_key(cg, cp[0], cp[1]))
             return found[:k]
         slack *= 2
 
@@ -153,7 +177,7 @@ def find_paths(cg: CallGraph, src: str, dst: str, k: int = DEFAULT_K, via: list[
                     visited.add(nxt)
                     c = sum(segments[n][i][0] for n, i in enumerate(nxt))
                     heapq.heappush(heap, (c, nxt))
-    results.sort(key=lambda cp: (round(cp[0], 6), len(cp[1]), cp[1]))
+    results.sort(key=lambda cp: rank_key(cg, cp[0], cp[1]))
     return [Path(nodes, round(cost, 3), [cg.edges_between(a, b) for a, b in zip(nodes, nodes[1:])])
             for cost, nodes in results]
 

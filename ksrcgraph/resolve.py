@@ -42,7 +42,8 @@ class _Sites:
     def __init__(self, prog: Program, fl: Flows) -> None:
         self.p = prog
         self.fl = fl
-        # (src, dst, kind, file, line) -> [text, evidence, cond, slot, cold, store_cold, needs, lits]
+        # (src, dst, kind, file, line) -> [text, evidence, cond, slot, cold, store_cold, needs, lits, sock,
+        # case_of]
         self.edges: dict[tuple, list] = {}
         self.externals: set[str] = set()
         self.stats: dict = defaultdict(int)
@@ -64,7 +65,7 @@ class _Sites:
         store_cold = self._value_cold(evidence)
         if ev is None:
             self.edges[key] = [text, list(evidence[:MAX_EVIDENCE]), cond, slot, self.site.cold, store_cold,
-                               self.site.needs, self.site.lits]
+                               self.site.needs, self.site.lits, self.site.sock, self.site.case_of]
         else:
             ev[5] = min(ev[5], store_cold)
             for s in evidence:

@@ -80,6 +80,8 @@ class Edge(NamedTuple):
     store_cold: int = 0  # how many enclosing branches of the store that put dst into the pointer are rare
     needs: tuple = ()  # (parameter index, name, truthy) of src the call site runs only under
     lits: tuple = ()  # per argument of the call: "0" / "1" a false / true constant, "p<i>" src's parameter i
+    sock: tuple = ()  # (property, constant, equal) the call site runs only under (facts.Call.sock)
+    case_of: int = 0  # the line of the switch whose case the call sits in directly (facts.Call.case_of)
 
     @classmethod
     def of(cls, t: tuple) -> Edge:

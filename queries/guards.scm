@@ -9,3 +9,7 @@
   condition: (_) @if.cond
   consequence: (_) @if.then
   alternative: (else_clause)? @if.else) @if
+
+; A label: the code after one that only jumps reach (the statement before it never falls through:
+; `return 0; reset: tcp_v4_send_reset(...)`) is an exit path beside the main line.
+(labeled_statement) @label

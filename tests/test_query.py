@@ -95,19 +95,49 @@ def test_receive_path_through_napi_packet_type_and_protocol_table(minikernel):
 RARE_BRANCHES = {"net/core/rare.c": """
 #define RTCF_MULTICAST 0x20000000
 #define unlikely(x) (x)
+#define likely(x) (x)
 struct skb { int flags; int (*output)(struct skb *); };
 int deliver(struct skb *skb) { return 0; }
 int mcast_deliver(struct skb *skb) { return deliver(skb); }
 int slowpath(struct skb *skb) { return deliver(skb); }
 int unicast(struct skb *skb) { return lookup(skb); }
 int lookup(struct skb *skb) { return deliver(skb); }
+int push(struct skb *skb) { return deliver(skb); }
+int ack(struct skb *skb) { return deliver(skb); }
+int probe(struct skb *skb)
+{
+	if (likely(!skb->flags))
+		return -1;
+	if (!unlikely(skb->flags == 2))
+		push(skb);
+	return deliver(skb);
+}
 int rcv(struct skb *skb)
 {
+	if (!(skb->flags & RTCF_MULTICAST))
+		push(skb);
+	if ((skb->flags & RTCF_MULTICAST) && skb->flags > 4)
+		ack(skb);
 	if (skb->flags & RTCF_MULTICAST)
 		return mcast_deliver(skb);
 	if (unlikely(skb->flags == 3))
 		return slowpath(skb);
 	return unicast(skb);
+}
+int conn(struct skb *skb)
+{
+	int err;
+	if (skb->flags == 5) {
+		err = mcast_deliver(skb);
+		goto out;
+	}
+	if (skb->flags == 9)
+		goto reset;
+	err = unicast(skb);
+out:
+	return err;
+reset:
+	return slowpath(skb);
 }
 int out_main(struct skb *skb) { return deliver(skb); }
 int out_mc(struct skb *skb) { return deliver(skb); }
@@ -121,11 +151,49 @@ int xmit(struct skb *skb) { return skb->output(skb); }
 """}
 
 
+TIES = {"net/core/tie.c": """
+struct skb { int flags; };
+int deliver(struct skb *skb) { return 0; }
+int aa_special(struct skb *skb) { return deliver(skb); }
+int main_line(struct skb *skb) { return deliver(skb); }
+int rx(struct skb *skb)
+{
+	if (skb->flags == 1)
+		return aa_special(skb);
+	return main_line(skb);
+}
+int a_case(struct skb *skb) { return deliver(skb); }
+int b_case(struct skb *skb) { return deliver(skb); }
+int demux(struct skb *skb)
+{
+	switch (skb->flags) {
+	case 1:
+		return a_case(skb);
+	case 2:
+		return b_case(skb);
+	}
+	return 0;
+}
+"""}
+
+
+def test_ties_go_to_the_later_call_but_not_between_switch_cases(graph_of):
+    # paths of one cost and length part at a caller: its later call first (special cases come
+    # first in a function, the main line after them) — but a switch's cases are alternatives, so
+    # between them the order stays by name
+    cg = graph_of(TIES)
+    rx = query.find_paths(cg, cg.lookup("rx"), cg.lookup("deliver"), k=2)
+    assert [names(cg, p) for p in rx] == [["rx", "main_line", "deliver"], ["rx", "aa_special", "deliver"]]
+    assert rx[0].cost == rx[1].cost
+    demux = query.find_paths(cg, cg.lookup("demux"), cg.lookup("deliver"), k=2)
+    assert [names(cg, p) for p in demux] == [["demux", "a_case", "deliver"], ["demux", "b_case", "deliver"]]
+
+
 def test_rare_branches_rank_after_the_main_line(graph_of):
     # the special cases (a flag test without else, an unlikely() branch) are one call shorter, but the
     # main line, which goes on after them, is the first path
     cg = graph_of(RARE_BRANCHES)
-    paths = query.find_paths(cg, cg.lookup("rcv"), cg.lookup("deliver"), k=3)
+    paths = query.find_paths(cg, cg.lookup("rcv"), cg.lookup("deliver"), k=3, avoid=[cg.lookup("push"), cg.lookup("ack")])
     assert [names(cg, p) for p in paths][0] == ["rcv", "unicast", "lookup", "deliver"]
     assert {tuple(names(cg, p)) for p in paths} == {("rcv", "unicast", "lookup", "deliver"),
                                                     ("rcv", "mcast_deliver", "deliver"), ("rcv", "slowpath", "deliver")}
@@ -133,5 +201,16 @@ def test_rare_branches_rank_after_the_main_line(graph_of):
     paths = query.find_paths(cg, cg.lookup("xmit"), cg.lookup("deliver"), k=2)
     assert [names(cg, p) for p in paths] == [["xmit", "out_main", "deliver"], ["xmit", "out_mc", "deliver"]]
     cold = {e.dst: e.cold for e in cg.all_edges() if e.src == "rcv"}
-    assert cold == {"mcast_deliver": 1, "slowpath": 1, "unicast": 0}
+    # a negated flag test (if (!(flags & MSG_MORE)) push(...)) is the main line, not a special case;
+    # nor is a flag test and'ed with more (neigh_output's nud_state & NUD_CONNECTED && hh_len: the
+    # cached header, the common case)
+    assert cold == {"mcast_deliver": 1, "slowpath": 1, "unicast": 0, "push": 0, "ack": 0}
     assert {e.dst: e.store_cold for e in cg.all_edges() if e.src == "xmit"} == {"out_main": 0, "out_mc": 1}
+    # if (likely(c)) return: the function is expected to leave there, what follows is the rare case
+    # (a !unlikely() branch inside it is not rarer still)
+    assert {e.dst: e.cold for e in cg.all_edges() if e.src == "probe"} == {"push": 1, "deliver": 1}
+    # what follows a label only jumps reach (return err; reset: ...) is rare; the code after the label
+    # the main line falls into is not, nor a branch that ends in a goto (udp_sendmsg's lockless fast
+    # path: if (!corkreq) { ... udp_send_skb(...); goto out; })
+    assert {e.dst: e.cold for e in cg.all_edges() if e.src == "conn"} == {"mcast_deliver": 0, "unicast": 0,
+                                                                          "slowpath": 1}

@@ -373,6 +373,49 @@ def test_a_branch_its_caller_turns_off_is_not_taken(graph_of):
     assert branch_not_taken(hop("do_recv", "recv_nosec"), [hop("recv_any", "do_recv")], "do_recv") is None
 
 
+SOCK_TESTS = {"net/core/sock.c": """
+struct sock { int sk_type; int sk_family; };
+int ipmr_ioctl(struct sock *sk) { return 0; }
+int ip6mr_ioctl(struct sock *sk) { return 0; }
+int out_ioctl(struct sock *sk) { return 0; }
+int any_ioctl(struct sock *sk) { return 0; }
+int sk_ioctl(struct sock *sk)
+{
+	if (sk->sk_type == SOCK_RAW && sk->sk_family == AF_INET)
+		return ipmr_ioctl(sk);
+	else if (sk->sk_type == SOCK_RAW && sk->sk_family == PF_INET6)
+		return ip6mr_ioctl(sk);
+	if (sk->sk_family != AF_UNIX)
+		any_ioctl(sk);
+	return out_ioctl(sk);
+}
+"""}
+
+
+def test_a_call_under_a_test_of_the_socket_type_or_family_that_fails_is_ruled_out(graph_of):
+    from ksrcgraph.refstack.replay import socket_rules_out
+
+    cg = graph_of(SOCK_TESTS)
+
+    def hop(b):
+        return cg.edges_between(cg.lookup("sk_ioctl"), cg.lookup(b))
+
+    assert {e.dst: e.sock for e in cg.all_edges() if e.src == "sk_ioctl"} == {
+        "ipmr_ioctl": (("family", "AF_INET", True), ("type", "SOCK_RAW", True)),
+        "ip6mr_ioctl": (("family", "AF_INET6", True), ("type", "SOCK_RAW", True)),  # under the else of the first
+        "any_ioctl": (("family", "AF_UNIX", False),), "out_ioctl": ()}
+    udp, raw, raw6, unix = (Config("inet", "dgram", "udp"), Config("inet", "raw"), Config("inet6", "raw"),
+                            Config("unix", "stream"))
+    assert "sk_type == SOCK_RAW; this socket's is SOCK_DGRAM" in socket_rules_out(udp, hop("ipmr_ioctl"))
+    assert socket_rules_out(raw, hop("ipmr_ioctl")) is None
+    assert socket_rules_out(raw, hop("ip6mr_ioctl")) and socket_rules_out(raw6, hop("ip6mr_ioctl")) is None
+    assert socket_rules_out(unix, hop("any_ioctl")) and socket_rules_out(udp, hop("any_ioctl")) is None
+    assert not any(socket_rules_out(c, hop("out_ioctl")) for c in (udp, raw, raw6, unix))
+    # the pairs only such calls connect are known without reading rows (what a socket search removes)
+    assert sorted((cg.name(a), cg.name(b)) for a, b, _t in cg.socket_guarded) == [
+        ("sk_ioctl", "any_ioctl"), ("sk_ioctl", "ip6mr_ioctl"), ("sk_ioctl", "ipmr_ioctl")]
+
+
 def test_realised_paths_are_shown_first_and_grouped():
     from ksrcgraph.query import Path
     from ksrcgraph.refstack.socket_paths import _Found, _show_order

@@ -107,6 +107,30 @@ def test_layer_table_knows_every_module():
         layer_of(module)
 
 
+def closure(start: list[str], by_name: dict) -> set[str]:
+    """The modules start imports, directly or not (start included)."""
+    todo, seen = list(start), set(start)
+    while todo:
+        m = todo.pop()
+        for dep in imported(m, by_name[m], ast.parse(by_name[m].read_text())):
+            if dep in by_name and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_graph_cache_key_covers_what_building_a_graph_imports():
+    """Graphs are cached under a digest of the code but kdata.NOT_IN_GRAPH: nothing building one
+    imports (pipeline.build_graph and what it reaches) may be left out, or a change to it would keep
+    stale graphs."""
+    from ksrcgraph import kdata
+
+    by_name = dict(MODULES)
+    left_out = {m for m, p in MODULES if p.relative_to(ROOT / "ksrcgraph").as_posix().startswith(kdata.NOT_IN_GRAPH)}
+    assert "query" in left_out and "refstack.replay" in left_out  # the key does leave query-time code out
+    assert sorted(closure(["pipeline"], by_name) & left_out) == []
+
+
 def test_facts_cache_key_covers_what_the_front_end_imports():
     """Facts are cached under a digest of kdata.FRONT_END's modules only: every module those import
     (directly or not) must be among them, or a change to it would keep stale facts."""

@@ -100,7 +100,10 @@ def path(
     --socket only paths that socket takes are kept; without it, the paths some socket configuration
     realises come first, grouped by those configurations (paths none realises only with
     --unrealised, or when nothing resolves). Paths are ranked by cost: one per call, plus a penalty
-    per kind of indirect hop and per bit of ambiguity at its call site.
+    per kind of indirect hop and per bit of ambiguity at its call site (none for a pointer --socket
+    binds to one function), plus more for calls on branches the code marks rare (unlikely(), a flag
+    test, after an early likely() return, after a label only gotos reach); ties go to the shorter
+    path, then to the later call in the caller where two paths part (README: How paths are ranked).
 
     Example: ksrcgraph path sendto dev_queue_xmit --kernel 6.1 --socket inet:dgram:udp
     """

@@ -17,7 +17,7 @@ from .commands import app
 
 def _click_error(e: click.exceptions.ClickException) -> None:
     """click's own usage errors (unknown option, bad value, missing argument), in our two lines."""
-    print(f"Error: {e.format_message()}", file=sys.stderr)
+    print(f"Error: {_shown(e.format_message())}", file=sys.stderr)
     ctx = getattr(e, "ctx", None)
     if ctx is not None:
         usage = ctx.get_usage().strip().removeprefix("Usage: ")
@@ -45,6 +45,12 @@ def _check_lengths(args: list[str]) -> None:
                              "check the command line (a shell variable or $(...) expanding to a whole file?)")
 
 
+def _shown(text: str) -> str:
+    """text as it can be printed: a name the user typed that is not valid UTF-8 (a lone surrogate
+    from the file system's encoding) is shown escaped instead of failing the print."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = _debug()
     try:
@@ -62,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     except KsrcError as e:
         if debug:
             raise
-        print(f"Error: {e.message}", file=sys.stderr)
+        print(f"Error: {_shown(e.message)}", file=sys.stderr)
         if e.hint:
-            print(f"Hint: {e.hint}", file=sys.stderr)
+            print(f"Hint: {_shown(e.hint)}", file=sys.stderr)
         sys.exit(e.status)
     except BrokenPipeError:
         try:

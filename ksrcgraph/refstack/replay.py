@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import query
-from ..graph import CallGraph
+from ..graph import CallGraph, site_cost
 from ..rows import DIRECT_KINDS, Edge
 from .model import ANY_FAMILY, Config, Model
 
@@ -98,7 +98,7 @@ def replay(cg: CallGraph, model: Model, nodes: list[str], config: Config,
     earlier: list[list[Edge]] = []  # the path's hops so far, last first
     for i, (a, b) in enumerate(zip(nodes, nodes[1:])):
         edges = hops[i] if hops is not None else cg.edges_between(a, b)
-        why = branch_not_taken(edges, earlier, cg.name(a)) if earlier else None
+        why = (branch_not_taken(edges, earlier, cg.name(a)) if earlier else None) or socket_rules_out(config, edges)
         v = HopVerdict("contradicted", why) if why else judge(
             model, config, edges, b, nodes[i - 1] if i > 0 else None, model.code_family(files[: i + 1]))
         if v.verdict == "unmodelled":
@@ -122,6 +122,27 @@ def stored_on_path(model: Model, edges: list[Edge], ran: list[str]) -> HopVerdic
             if fn in mine:
                 return HopVerdict("confirmed", f"set on this path: {step[1]} ({step[2]}:{step[3]}) in "
                                                f"{model.cg.name(fn)}", e.slot or "")
+    return None
+
+
+def socket_rules_out(config: Config, edges: list[Edge]) -> str | None:
+    """Why none of these calls can run for a socket of this configuration: each sits under a test of
+    the socket's type or family that it fails (sk_ioctl calls ipmr_sk_ioctl only if
+    sk->sk_type == SOCK_RAW && sk->sk_family == AF_INET). None when one of them can run."""
+    why = None
+    for e in edges:
+        why = _failed_test(config, e.sock) if not e.through_param else None
+        if why is None:
+            return None
+    return why
+
+
+def _failed_test(config: Config, tests: tuple) -> str | None:
+    have = {"type": f"SOCK_{config.type.upper()}" if config.type else None,
+            "family": f"AF_{config.family.upper()}" if config.family else None}
+    for prop, const, equal in tests:
+        if have[prop] is not None and (have[prop] == const) != equal:
+            return f"the call sits under sk_{prop} {'==' if equal else '!='} {const}; this socket's is {have[prop]}"
     return None
 
 
@@ -164,15 +185,24 @@ def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, tup
     return [(a, b, slots) for a in sorted(within) for b, slots in pp.get(a, ()) if b in within]
 
 
-def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within: set[str],
-                       pairs: list[tuple[str, str, tuple[str, ...]]] | None = None) -> set[tuple[str, str]]:
-    """Caller/callee pairs among the functions within that no hop of a resolving path can take for
-    this configuration: every usable edge between them is a pointer its state contradicts, or one
-    no rule models (a path through it would not resolve either) — unless an assignment put the
-    callee there, which the path itself may have run (see stored_on_path)."""
+def socket_view(cg: CallGraph, model: Model, config: Config, within: set[str],
+                pairs: list[tuple[str, str, tuple[str, ...]]] | None = None
+                ) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
+    """What this configuration's state changes in the graph, among the functions within (also the
+    pairs whose every call tests the socket's type or family, and fails: socket_rules_out):
+     * removed — caller/callee pairs no hop of a resolving path can take: every usable edge between
+       them is a pointer its state contradicts, or one no rule models (a path through it would not
+       resolve either) — unless an assignment put the callee there, which the path itself may have
+       run (see stored_on_path);
+     * costs — pairs whose pointer the state binds to the callee alone: the hop costs as much as a
+       plain call through a pointer, not as one with every value the graph knows
+       (``sk->sk_prot->connect`` of a TCP socket is ``tcp_v4_connect``, not one of 13). A pointer
+       bound to a set keeps its cost: the graph's own ranking of the set's members (INDIRECT_CALL's
+       named candidates first) says more than the set's size."""
     st = model.state(config)
     bindings: dict[str, object] = {}
-    out: set[tuple[str, str]] = set()
+    removed: set[tuple[str, str]] = set()
+    bound: dict[tuple[str, str], set[str]] = {}
     for a, b, slots in (pairs if pairs is not None else candidate_pairs(cg, within)):
         dead = True
         for slot in slots:
@@ -183,13 +213,30 @@ def contradicted_pairs(cg: CallGraph, model: Model, config: Config, within: set[
             bnd = bindings[slot]
             if bnd is not None and b in bnd.functions:  # type: ignore[attr-defined]
                 dead = False
-                break
-            if bnd is None and _stored_somewhere(cg, a, b, slot):  # the path may store it (stored_on_path)
+                if len(bnd.functions) == 1:  # type: ignore[attr-defined]
+                    bound.setdefault((a, b), set()).add(slot)
+            elif bnd is None and _stored_somewhere(cg, a, b, slot):  # the path may store it (stored_on_path)
                 dead = False
-                break
         if dead:
-            out.add((a, b))
-    return out
+            removed.add((a, b))
+    for a, b, tests in cg.socket_guarded:
+        if a in within and b in within and all(_failed_test(config, t) for t in tests):
+            removed.add((a, b))
+    return removed, _bound_costs(cg, bound)
+
+
+def _bound_costs(cg: CallGraph, bound: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], float]:
+    """The cost of each pair whose pointer the state binds to the callee alone: its cheapest edge
+    through such a slot, as if that site called one function (graph.site_cost)."""
+    cg.rows(sorted({cg.index[a] for a, _b in bound}))  # fetched at once
+    costs: dict[tuple[str, str], float] = {}
+    for (a, b), slots in bound.items():
+        now = cg.weight(a, b)
+        best = min((site_cost(e, 1) for e in cg.edges_between(a, b) if e.slot in slots and not e.through_param),
+                   default=now)
+        if best < now:
+            costs[(a, b)] = best
+    return costs
 
 
 def _stored_somewhere(cg: CallGraph, a: str, b: str, slot: str) -> bool:
@@ -222,7 +269,8 @@ def search(cg: CallGraph, model: Model, config: Config, src: str, dst: str, k: i
             found = search(cg, model, config, src, dst, k, via, avoid, max_depth,
                            region(cg, src, dst, via, avoid, 2 * MARGIN))
         return found
-    removed = contradicted_pairs(cg, model, config, within, pairs)
+    removed, costs = socket_view(cg, model, config, within, pairs)
+    cg = cg.reweighted(costs) if costs else cg
     if k == 1:
         # one path wanted: plain Dijkstra, segment by segment; Yen only when that path is not simple
         stops = [src, *(via or []), dst]

@@ -145,7 +145,7 @@ def _show_order(found: _Found, unrealised: bool) -> list[tuple[query.Path, list[
     """Realised paths first, grouped by the configurations that realise them (the group of the
     cheapest path first, each group cheapest first); paths no configuration realises after them,
     only when asked or when nothing is realised."""
-    entries = sorted(found.values(), key=lambda e: (e[0].cost, len(e[0].nodes), e[0].nodes))
+    entries = sorted(found.values(), key=lambda e: (e[0].cost, len(e[0].nodes), _site_order(e[0]), e[0].nodes))
     realised = [e for e in entries if e[1]]
     groups: dict[str, list[tuple[query.Path, list[Config]]]] = {}
     for e in realised:
@@ -154,6 +154,11 @@ def _show_order(found: _Found, unrealised: bool) -> list[tuple[query.Path, list[
     if unrealised or not shown:
         shown += [e for e in entries if not e[1]]
     return shown
+
+
+def _site_order(p: query.Path) -> tuple[tuple[int, str], ...]:
+    """query.site_order from the hops the path already holds."""
+    return tuple((query.last_call(h), b) for h, b in zip(p.hops, p.nodes[1:]))
 
 
 def _label(cs: list[Config]) -> str:
