@@ -137,8 +137,11 @@ def _norm_cond(cond: str | None) -> str:
 
 
 def _norm_state(state: str) -> str:
-    """A replay state without line numbers (the binding, not where its table sits in the file)."""
-    return re.sub(r"(\S+\.[chS]):\d+", r"\1", state)
+    """A replay state without line numbers (the binding, not where its table sits in the file), a
+    table named by itself, not by the object holding it (6.9 moved the static udp_protocol into
+    net_hotdata.udp_protocol: the same table)."""
+    state = re.sub(r"(\S+\.[chS]):\d+", r"\1", state)
+    return re.sub(r"\b\w+(?:\.\w+)*\.(\w+) \(", r"\1 (", state)
 
 
 def _where(cg: CallGraph, nid: str) -> dict:

@@ -163,11 +163,6 @@ KNOWN_FALSE_ALARMS: dict[tuple[str, str, str], str] = {
         "(ip_output.c:207) instead of the cached-header neigh_hh_output (:205; test_kernel_matrix KNOWN), so diff "
         "reports neigh_hh_output as added though 2.6.32 already calls it (include/net/neighbour.h:315), and misses "
         "its signature change (struct hh_cache * -> const struct hh_cache *)"),
-    ("6.1", "6.12", "udp-receive"): (
-        "'resolution changed ip_protocol_deliver_rcu -> udp_rcv' is no change of the binding: inet_protos[IPPROTO_UDP] "
-        ".handler is udp_rcv in both; only the table moved (static udp_protocol, 6.1 af_inet.c:1772, became "
-        "net_hotdata.udp_protocol, 6.12 af_inet.c:1946). diff compares the replay state's text, which names the "
-        "table; it should be a note like the other-stores case"),
 }
 
 

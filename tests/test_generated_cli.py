@@ -233,8 +233,9 @@ def check(argv: list[str], code: int, out: str, err: str, before: dict, after: d
     target = out_target(argv)
     changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
     assert changed <= {target}, (argv, changed)
-    fmt = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--format", "-f")]
-    fmt += [a.split("=", 1)[1] for a in argv if a.startswith("--format=")]
+    fmt = [v for i, a in enumerate(argv) for v in  # in command-line order: the last one wins
+           ([argv[i + 1]] if a in ("--format", "-f") and i + 1 < len(argv) else
+            [a.split("=", 1)[1]] if a.startswith("--format=") else [])]
     if code == 0 and fmt and fmt[-1] == "json" and "--help" not in argv:
         json.loads(Path(target).read_text() if target and target in after else out)
 
