@@ -287,13 +287,16 @@ class CallGraph:
         return dist, prev
 
     def distances(self, src: str, reverse: bool = False, banned: frozenset[str] = frozenset(),
-                  cutoff: float = INF) -> dict[str, float]:
-        """Cost of the cheapest path from src (to src, when reverse) to every function it reaches."""
-        key = (src, reverse, banned, cutoff)
+                  cutoff: float = INF, within: frozenset[str] | None = None) -> dict[str, float]:
+        """Cost of the cheapest path from src (to src, when reverse) to every function it reaches
+        (only through the functions within, when given)."""
+        key = (src, reverse, banned, cutoff, within)
         got = self._dist_cache.get(key)
         if got is not None:
             return got
-        dist, _ = self._dijkstra(self.index[src], reverse, {self.index[b] for b in banned if b in self.index}, cutoff)
+        index = self.index
+        dist, _ = self._dijkstra(index[src], reverse, {index[b] for b in banned if b in index}, cutoff,
+                                 inside={index[v] for v in within} if within is not None else None)
         ids = self.ids
         got = {ids[i]: d for i, d in dist.items() if d <= cutoff}
         if len(self._dist_cache) > 64:

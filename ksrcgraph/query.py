@@ -90,7 +90,7 @@ def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: froze
         return [(0.0, [s])]
     import networkx as nx
 
-    sp = cg.shortest_path(s, t, banned)
+    sp = cg.shortest_path(s, t, banned, within=within)
     if sp is None:
         return []
     best = sp[0]  # a lower bound when pairs are removed: the region below only grows with it
@@ -99,8 +99,8 @@ def _k_best(cg: CallGraph, s: str, t: str, k: int, max_depth: int, banned: froze
         # every function on some s -> t path costing at most best + slack (Dijkstra both ways,
         # stopped at that cost)
         limit = best + slack + 1e-9
-        ds = cg.distances(s, False, banned)  # computed once, cached: cheaper than one per margin
-        dt = cg.distances(t, True, banned)
+        ds = cg.distances(s, False, banned, within=within)  # computed once, cached: cheaper than one per margin
+        dt = cg.distances(t, True, banned, within=within)
         keep = {v for v, d in ds.items() if d + dt.get(v, INF) <= limit and (within is None or v in within)}
         if s not in keep or t not in keep:
             return []

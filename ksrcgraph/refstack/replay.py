@@ -186,7 +186,7 @@ def candidate_pairs(cg: CallGraph, within: set[str]) -> list[tuple[str, str, tup
 
 
 def socket_view(cg: CallGraph, model: Model, config: Config, within: set[str],
-                pairs: list[tuple[str, str, tuple[str, ...]]] | None = None
+                pairs: list[tuple[str, str, tuple[str, ...]]] | None = None, bound_costs: bool = True
                 ) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
     """What this configuration's state changes in the graph, among the functions within (also the
     pairs whose every call tests the socket's type or family, and fails: socket_rules_out):
@@ -215,14 +215,16 @@ def socket_view(cg: CallGraph, model: Model, config: Config, within: set[str],
                 dead = False
                 if len(bnd.functions) == 1:  # type: ignore[attr-defined]
                     bound.setdefault((a, b), set()).add(slot)
-            elif bnd is None and _stored_somewhere(cg, a, b, slot):  # the path may store it (stored_on_path)
+                break
+            if bnd is None and _stored_somewhere(cg, a, b, slot):  # the path may store it (stored_on_path)
                 dead = False
+                break
         if dead:
             removed.add((a, b))
     for a, b, tests in cg.socket_guarded:
         if a in within and b in within and all(_failed_test(config, t) for t in tests):
             removed.add((a, b))
-    return removed, _bound_costs(cg, bound)
+    return removed, _bound_costs(cg, bound) if bound_costs else {}
 
 
 def _bound_costs(cg: CallGraph, bound: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], float]:
@@ -260,16 +262,20 @@ def region(cg: CallGraph, src: str, dst: str, via: list[str] | None, avoid: list
 
 def search(cg: CallGraph, model: Model, config: Config, src: str, dst: str, k: int = 5, via: list[str] | None = None,
            avoid: list[str] | None = None, max_depth: int = query.DEFAULT_MAX_DEPTH,
-           within: set[str] | None = None, pairs: list | None = None) -> list[tuple[query.Path, Replay]]:
+           within: set[str] | None = None, pairs: list | None = None, bound: bool = True
+           ) -> list[tuple[query.Path, Replay]]:
     """The k best paths a socket of this configuration can take, each with its replay (among the
-    functions within; by default the region around the best paths, see MARGIN)."""
+    functions within; by default the region around the best paths, see MARGIN). bound: hops
+    through pointers the state binds to one function cost what socket_view says (their costs are
+    then this configuration's, not comparable with another's)."""
     if within is None:
-        found = search(cg, model, config, src, dst, k, via, avoid, max_depth, region(cg, src, dst, via, avoid))
+        found = search(cg, model, config, src, dst, k, via, avoid, max_depth, region(cg, src, dst, via, avoid),
+                       bound=bound)
         if len(found) < k:
             found = search(cg, model, config, src, dst, k, via, avoid, max_depth,
-                           region(cg, src, dst, via, avoid, 2 * MARGIN))
+                           region(cg, src, dst, via, avoid, 2 * MARGIN), bound=bound)
         return found
-    removed, costs = socket_view(cg, model, config, within, pairs)
+    removed, costs = socket_view(cg, model, config, within, pairs, bound)
     cg = cg.reweighted(costs) if costs else cg
     if k == 1:
         # one path wanted: plain Dijkstra, segment by segment; Yen only when that path is not simple

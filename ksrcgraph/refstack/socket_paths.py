@@ -137,7 +137,9 @@ def _cover_the_rest(cg: CallGraph, model: Model, configs: list[Config], found: _
         if universe is None:  # searched once: the part of the graph within MARGIN of the best path
             universe = R.region(cg, s, t, via, avoid)
             pairs = R.candidate_pairs(cg, universe)
-        for p, _r in R.search(cg, model, c, s, t, 1, via, avoid, max_depth, within=universe, pairs=pairs):
+        # each configuration's best path at the graph's own costs: the order shown compares them
+        for p, _r in R.search(cg, model, c, s, t, 1, via, avoid, max_depth, within=universe, pairs=pairs,
+                              bound=False):
             found.add(p, [c])
 
 
