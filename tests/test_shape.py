@@ -140,12 +140,5 @@ def test_facts_cache_key_covers_what_the_front_end_imports():
         return m.replace(".", "/").startswith(kdata.FRONT_END)
 
     by_name = dict(MODULES)
-    todo = [m for m in by_name if covered(m)]
-    seen = set(todo)
-    while todo:
-        m = todo.pop()
-        for dep in imported(m, by_name[m], ast.parse(by_name[m].read_text())):
-            if dep in by_name and dep not in seen:
-                seen.add(dep)
-                todo.append(dep)
+    seen = closure([m for m in by_name if covered(m)], by_name)
     assert sorted(m for m in seen if not covered(m)) == []
