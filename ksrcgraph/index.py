@@ -22,6 +22,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from . import env
 from . import extract as _extract
 from .progress import Progress
 from .sources import SourceTree, list_files
@@ -89,13 +90,11 @@ def _digest(files: list[tuple[str, str]]) -> str:
 
 
 def default_jobs() -> int:
-    env = os.environ.get("KSRCGRAPH_JOBS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    """KSRCGRAPH_JOBS, else the CPUs; never more than env.max_jobs() (a library caller gets no
+    usage error, as the command line does, but no thousand processes either)."""
+    value = os.environ.get("KSRCGRAPH_JOBS")
+    n = int(value) if value and value.isdigit() and int(value) > 0 else env.cpus()
+    return min(n, env.max_jobs())
 
 
 def _job(items: list[tuple[str, str]]) -> list[tuple[str, str, bytes | None, int, str]]:
@@ -111,6 +110,11 @@ def _job(items: list[tuple[str, str]]) -> list[tuple[str, str, bytes | None, int
         h = content_hash(raw)
         out.append((rel, h, pack_facts(_extract.extract(rel, raw)), len(raw), ""))
     return out
+
+
+def usable_jobs(jobs: int | None) -> int:
+    """The parser processes to start for a caller's jobs (None: the default), within 1..max_jobs()."""
+    return max(1, min(jobs, env.max_jobs())) if jobs else default_jobs()
 
 
 def build_index(tree: SourceTree, store: Store, jobs: int | None = None, progress: Progress | None = None,
@@ -166,7 +170,7 @@ def build_index(tree: SourceTree, store: Store, jobs: int | None = None, progres
             queued.add(h)
     stats["reused"] = len(files) - len(todo)
     if todo:
-        _parse_all(tree, todo, store, xkey, jobs or default_jobs(), progress, stats)
+        _parse_all(tree, todo, store, xkey, usable_jobs(jobs), progress, stats)
     if prev is None or prev[0]["digest"] != digest or not (prev and tree.immutable):
         store.put_manifest(mid, tree.label, str(tree.root), ",".join(tree.scope), tree.version, digest,
                            [list(r) for r in sorted(rows)])

@@ -579,3 +579,16 @@ def test_comment_with_a_parenthesis_in_syscall_define_keeps_the_syscall(facts_of
     cg = graph_of({"net/socket.c": SYSCALL_WITH_COMMENTS})
     assert cg.lookup("sendto") == "sys_sendto"
     assert [e.kind for e in cg.edges_between("sys_sendto", cg.lookup("__sys_sendto"))]
+
+
+def test_library_callers_get_a_bounded_number_of_parser_processes(monkeypatch):
+    # the command line refuses -j 1000 / KSRCGRAPH_JOBS=1000 as a usage error; a library caller
+    # (build_index(jobs=1000), or the variable set) is held to the same bound instead
+    from ksrcgraph import env, index
+
+    assert index.usable_jobs(1000) == env.max_jobs()
+    assert index.usable_jobs(1) == 1 and index.usable_jobs(None) == index.default_jobs()
+    monkeypatch.setenv("KSRCGRAPH_JOBS", "1000")
+    assert index.default_jobs() == env.max_jobs()
+    monkeypatch.setenv("KSRCGRAPH_JOBS", "1")
+    assert index.default_jobs() == 1
