@@ -361,3 +361,12 @@ def test_debian_6_1_system_map_facts(kernel_graph):
                                                                    "dst_output", "__sys_sendto", "udp_sendmsg")}
     assert pred == {"sock_sendmsg_nosec": "no", "neigh_output": "no", "inet_init": "no", "dst_output": "yes",
                     "__sys_sendto": "yes", "udp_sendmsg": "yes"}
+
+
+def test_graph_json_nodes_say_whether_they_can_be_attached_to():
+    r = run("graph", "--source", str(FIXTURES / "minikernel"), "--format", "json", check_rc=0)
+    nodes = {n["name"]: n["attach"] for n in json.loads(r.stdout)["nodes"]}
+    assert nodes["INIT_LIST_HEAD"]["prediction"] == "no"  # static inline in a header
+    assert nodes["__sock_create"] == {"prediction": "yes", "reason": "a global function: emitted out of line",
+                                      "symbols": ["__sock_create"], "traceable": None, "source": "predicted"}
+    assert nodes["calloc"]["prediction"] == "maybe" and "widen --scope" in nodes["calloc"]["reason"]  # external

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .. import attach
 from ..graph import CallGraph
 from ..query import TreeItem
 from ..rows import Edge
@@ -64,8 +65,11 @@ def _graph_edge_doc(e: Edge) -> dict:
 
 
 def graph_json(cg: CallGraph, nodes: set[str] | None) -> str:
+    """The graph's nodes (each with its attachability as source predicts it: attach.of_node) and
+    edges."""
     keep = nodes if nodes is not None else set(cg.nodes)
-    ns = [{"id": nid, "name": n.name, "file": n.file, "line": n.line, "external": n.external}
+    ns = [{"id": nid, "name": n.name, "file": n.file, "line": n.line, "external": n.external,
+           "attach": attach.of_node(cg, nid).doc()}
           for nid, n in ((nid, cg.nodes[nid]) for nid in sorted(keep))]
     es = [_graph_edge_doc(e) for e in edges_among(cg, keep)]
     return dumps({"schema_version": SCHEMA_VERSION, "kernel": kernel_doc(cg), "nodes": ns, "edges": es}, indent=1)
