@@ -69,6 +69,7 @@ def test_matrix_rows_and_change_classes(versions):
     assert (inet["kind"], inet["verdict"], inet["state"]) == (
         "ops", "confirmed", "confirmed: sock->ops = inet_dgram_ops (net/ipv4/af_inet.c:73): .sendmsg = inet_sendmsg")
     assert rows[3]["path"]["hops"][4]["state"].startswith("confirmed: sock->ops = inet_sockraw_ops")
+    assert inet["attach"] == {"prediction": "yes", "symbols": ["inet_sendmsg"]}  # where a probe can go
     # the previous version's path replayed here: the rename breaks it, the binding change does not
     assert rows[1]["previous_path_here"]["breaks_at"]["why"] == "udp_send_skb is not defined in this kernel's scope"
     assert rows[3]["previous_path_here"] == {"breaks_at": None, "exists": True, "resolves": True, "socket": UDP}
@@ -210,6 +211,9 @@ def test_matrix_on_real_kernels():
         kinds = {h["function"]: (h["kind"], h["verdict"]) for h in hops}
         assert kinds["inet_sendmsg"] == kinds["udp_sendmsg"] == ("ops", "confirmed")
         assert kinds["ip_output"] == ("assign", "confirmed") and kinds["ip_finish_output"][0] == "param"
+        attachable = {h["function"]: h["attach"]["prediction"] for h in hops}  # source-only prediction
+        assert attachable["udp_sendmsg"] == attachable["ip_output"] == "yes"  # global functions
+        assert attachable["neigh_hh_output"] == "no"  # static inline in a header
         where = {h["function"]: f"{h['file']}:{h['line']}" for h in hops}
         assert where["dev_queue_xmit"].startswith("net/core/dev.c:" if row["spec"] == "5.10" else
                                                   "include/linux/netdevice.h:")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 
+from .. import attach
 from ..diff import PathDiff
 from ..graph import CallGraph
 from ..query import Path
@@ -51,12 +52,15 @@ def _verdict(state: str | None) -> str | None:
 
 
 def hop_docs(cg: CallGraph, p: Path, states: list[str] | None) -> list[dict]:
-    """The functions of a path: name, file:line, the kind of the call into it, and the replay's
-    verdict (and state, for an indirect hop) on that call."""
+    """The functions of a path: name, file:line, the kind of the call into it, the replay's verdict
+    (and state, for an indirect hop) on that call, and whether it can be attached to (as source
+    predicts it: attach.of_node)."""
     out = []
     for j, nid in enumerate(p.nodes):
         file, line = cg.location(nid)
-        hop: dict = {"function": cg.name(nid), "file": file, "line": line, "kind": None, "verdict": None}
+        a = attach.of_node(cg, nid)
+        hop: dict = {"function": cg.name(nid), "file": file, "line": line, "kind": None, "verdict": None,
+                     "attach": {"prediction": a.verdict, "symbols": list(a.symbols)}}
         if j > 0:
             hop["kind"] = primary_edge(p.hops[j - 1]).kind
             state = states[j - 1] if states is not None and j - 1 < len(states) else None
